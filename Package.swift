@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Squeeze",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "squeeze", targets: ["squeeze"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (Debian: libopenblas-dev, libhdf5-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Decoder", dependencies: ["Kernels"]),
+        .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .executableTarget(name: "squeeze", dependencies: [
+            "Kernels", "Decoder", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training"],
+                    resources: [.copy("Reference")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "CLITests", dependencies: ["squeeze"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,99 @@
+import Kernels
+
+/// A batch of variable-length sequences. Sequences are packed one after another in memory (no
+/// padding); attention never crosses a sequence boundary.
+public struct TokenBatch: Sendable {
+    public var inputs: [[Int32]]
+    /// Next-token targets aligned with `inputs`; a negative target contributes no loss.
+    public var targets: [[Int32]]
+
+    public init(inputs: [[Int32]], targets: [[Int32]]) {
+        precondition(inputs.map(\.count) == targets.map(\.count), "inputs and targets differ in length")
+        self.inputs = inputs
+        self.targets = targets
+    }
+
+    public var tokenCount: Int { inputs.reduce(0) { $0 + $1.count } }
+}
+
+/// One forward (and optionally backward) pass of a `LlamaModel` over a batch. The pass owns
+/// every activation its backward needs.
+public final class DecoderPass {
+    public let model: LlamaModel
+    public let batch: TokenBatch
+    public let keepsActivations: Bool
+    /// [tokens, vocab] after `forward()`.
+    public let logits: Tensor
+
+    private let packing: SequencePacking
+    private let rope: Rope
+    private let flatInputs: [Int32], flatTargets: [Int32]
+    /// The residual stream entering each layer, plus the final hidden state (two buffers,
+    /// used alternately, when no backward will run).
+    private let residual: [Tensor]
+    private let activations: [LayerActivations]
+    private let finalNormed, finalRstd, lse: Tensor
+    private var countedTargets = 0
+
+    public init(model: LlamaModel, batch: TokenBatch, keepActivations: Bool = true) {
+        let c = model.config
+        self.model = model
+        self.batch = batch
+        keepsActivations = keepActivations
+        let packing = SequencePacking(lengths: batch.inputs.map(\.count))
+        self.packing = packing
+        rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
+        flatInputs = batch.inputs.flatMap { $0 }
+        flatTargets = batch.targets.flatMap { $0 }
+        let t = packing.tokens
+        residual = (0..<(keepActivations ? c.layers + 1 : 2)).map { _ in Tensor(shape: [t, c.hidden]) }
+        activations = (0..<(keepActivations ? c.layers : 1)).map { _ in
+            LayerActivations(config: c, packing: packing, keepProbabilities: keepActivations)
+        }
+        finalNormed = Tensor(shape: [t, c.hidden]); finalRstd = Tensor(shape: [t]); lse = Tensor(shape: [t])
+        logits = Tensor(shape: [t, c.vocab])
+    }
+
+    private func input(ofLayer l: Int) -> Tensor { keepsActivations ? residual[l] : residual[l % 2] }
+    private var finalHidden: Tensor { input(ofLayer: model.config.layers) }
+
+    /// Runs the model; returns the mean cross-entropy over the counted targets (0 if none).
+    @discardableResult
+    public func forward() -> Float {
+        let c = model.config, t = packing.tokens, d = c.hidden
+        Embedding.forward(ids: flatInputs, table: model.embedding.value.data, out: residual[0].data, dim: d)
+        for (l, layer) in model.layers.enumerated() {
+            layer.forward(x: input(ofLayer: l), out: input(ofLayer: l + 1), saving: activations[keepsActivations ? l : 0],
+                          packing: packing, config: c, rope: rope)
+        }
+        RMSNorm.forward(x: finalHidden.data, weight: model.finalNorm.value.data, y: finalNormed.data, rstd: finalRstd.data,
+                        rows: t, dim: d, eps: c.normEps)
+        Linear.forward(x: finalNormed.data, w: model.head.value.data, y: logits.data, rows: t, inFeatures: d, outFeatures: c.vocab)
+        let (sum, count) = CrossEntropy.forward(logits: logits.data, targets: flatTargets, lse: lse.data, vocab: c.vocab)
+        countedTargets = count
+        return count > 0 ? Float(sum / Double(count)) : 0
+    }
+
+    /// Accumulates the gradient of the mean loss into every parameter's `grad`.
+    public func backward() {
+        precondition(keepsActivations, "this pass was built without activations for a backward")
+        guard countedTargets > 0 else { return }
+        let c = model.config, t = packing.tokens, d = c.hidden
+        let dLogits = Tensor(shape: [t, c.vocab])
+        CrossEntropy.backward(logits: logits.data, targets: flatTargets, lse: lse.data, dLogits: dLogits.data,
+                              vocab: c.vocab, scale: 1 / Float(countedTargets))
+        let dNormed = Tensor(shape: [t, d])
+        Linear.backward(dy: dLogits.data, x: finalNormed.data, w: model.head.value.data, dx: dNormed.data,
+                        dw: model.head.grad.data, rows: t, inFeatures: d, outFeatures: c.vocab)
+        // The gradient along the residual stream, carried back through the layers in place.
+        let dResidual = Tensor(shape: [t, d])
+        RMSNorm.backward(dy: dNormed.data, x: finalHidden.data, weight: model.finalNorm.value.data,
+                         rstd: finalRstd.data, dx: dResidual.data, dWeight: model.finalNorm.grad.data, rows: t, dim: d)
+        let scratch = LayerScratch(config: c, packing: packing)
+        for (l, layer) in model.layers.enumerated().reversed() {
+            layer.backward(dResidual: dResidual, x: residual[l], saved: activations[l], scratch: scratch,
+                           packing: packing, config: c, rope: rope)
+        }
+        Embedding.backward(ids: flatInputs, dOut: dResidual.data, dTable: model.embedding.grad.data, dim: d)
+    }
+}

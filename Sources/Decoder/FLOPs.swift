@@ -1,0 +1,18 @@
+import Kernels
+
+extension LlamaConfig {
+    /// FLOPs (2 × multiply-accumulates) of the matrix products of one forward over packed
+    /// sequences, as `DecoderPass` runs them: Q/K/V/O projections, dense attention scores and
+    /// weighted sums over every (query, key) pair of each sequence, SwiGLU FFN and LM head.
+    public func forwardFLOPs(sequenceLengths: [Int]) -> Int {
+        let t = sequenceLengths.reduce(0, +), kv = kvHeads * headDim
+        let projections = 2 * t * hidden * (2 * hidden + 2 * kv)
+        let attention = sequenceLengths.reduce(0) { $0 + 4 * $1 * $1 * hidden }
+        let ffn = 6 * t * hidden * self.ffn
+        return layers * (projections + attention + ffn) + 2 * t * hidden * vocab
+    }
+
+    /// A training step's products: the backward of each product costs two of its forwards
+    /// (input gradient and weight gradient; for attention, four products against two).
+    public func trainingStepFLOPs(sequenceLengths: [Int]) -> Int { 3 * forwardFLOPs(sequenceLengths: sequenceLengths) }
+}

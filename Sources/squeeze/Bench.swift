@@ -1,0 +1,157 @@
+import ArgumentParser
+import Decoder
+import Foundation
+import Kernels
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure throughput on this machine: sgemm, one decoder layer, a training step.",
+        subcommands: [Gemm.self, Layer.self, TrainStep.self])
+}
+
+/// Options of every benchmark.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Timed repetitions after one warm-up run; the median is reported.")
+    var reps = 5
+    @Option(help: "Output: text or json.")
+    var format: OutputFormat = .text
+    @OptionGroup var compute: ComputeOptions
+}
+
+/// Wall-clock times of repeated runs.
+struct Timing: Codable {
+    let median: Double, min: Double, max: Double, reps: Int
+
+    init(reps: Int, warmup: Int = 1, _ body: () -> Void) {
+        for _ in 0..<warmup { body() }
+        let times = (0..<Swift.max(1, reps)).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }.sorted()
+        median = times[times.count / 2]; min = times.first!; max = times.last!; self.reps = times.count
+    }
+}
+
+/// One benchmark line: what ran, how long it took, and the rates that follow.
+struct BenchResult: Codable {
+    let name: String
+    let flops: Int
+    let seconds: Timing
+    var gflopsPerSecond: Double { Double(flops) / seconds.median / 1e9 }
+    var extra: [String: Double] = [:]
+
+    enum CodingKeys: String, CodingKey { case name, flops, seconds, gflopsPerSecond = "gflops_per_second", extra }
+    func encode(to e: Encoder) throws {
+        var c = e.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name); try c.encode(flops, forKey: .flops); try c.encode(seconds, forKey: .seconds)
+        try c.encode(gflopsPerSecond, forKey: .gflopsPerSecond); try c.encode(extra, forKey: .extra)
+    }
+    init(name: String, flops: Int, seconds: Timing, extra: [String: Double] = [:]) {
+        self.name = name; self.flops = flops; self.seconds = seconds; self.extra = extra
+    }
+    init(from decoder: Decoder) throws { fatalError("results are only written") }
+}
+
+func printResults(_ results: [BenchResult], format: OutputFormat, threads: Int) {
+    switch format {
+    case .json:
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Report: Encodable { let threads: Int; let results: [BenchResult] }
+        print(String(decoding: try! encoder.encode(Report(threads: threads, results: results)), as: UTF8.self))
+    case .text:
+        print("OpenBLAS threads: \(threads)")
+        for r in results {
+            var line = String(format: "%-44@ %8.1f GFLOP/s   median %.4f s (min %.4f, max %.4f, %d runs)",
+                              r.name as NSString, r.gflopsPerSecond, r.seconds.median, r.seconds.min, r.seconds.max, r.seconds.reps)
+            for (k, v) in r.extra.sorted(by: { $0.key < $1.key }) { line += String(format: "   %@ %.3f", k as NSString, v) }
+            print(line)
+        }
+    }
+}
+
+/// sgemm throughput of C[m,n] = A[m,k]·B[n,k]ᵀ, the product shape of a linear layer.
+func gemmResult(name: String, m: Int, n: Int, k: Int, reps: Int) -> BenchResult {
+    var rng = SeededGenerator(seed: 7)
+    let a = Tensor(shape: [m, k], std: 1, rng: &rng), b = Tensor(shape: [n, k], std: 1, rng: &rng), c = Tensor(shape: [m, n])
+    let time = Timing(reps: reps) {
+        BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, c: c.data, ldc: n)
+    }
+    return BenchResult(name: "\(name) \(m)x\(k)·\(n)x\(k)ᵀ", flops: 2 * m * n * k, seconds: time)
+}
+
+extension Bench {
+    struct Gemm: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "sgemm GFLOP/s at transformer shapes.")
+        @OptionGroup var options: BenchOptions
+
+        func run() {
+            options.compute.apply()
+            let shapes = [("vicuna-7b attention projection", 2949, 4096, 4096), ("vicuna-7b ffn gate/up", 2949, 11008, 4096),
+                          ("vicuna-7b ffn down", 2949, 4096, 11008), ("small attention projection", 2560, 256, 256),
+                          ("small ffn gate/up", 2560, 1024, 256), ("small ffn down", 2560, 256, 1024)]
+            let results = shapes.map { gemmResult(name: $0.0, m: $0.1, n: $0.2, k: $0.3, reps: options.reps) }
+            printResults(results, format: options.format, threads: BLAS.threads)
+        }
+    }
+
+    struct Layer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Forward of one Vicuna-7B-shaped decoder layer, against sgemm measured in the same run.")
+        @Option(help: "Tokens in the sequence (5 crops of 576, 5 newlines, 64 text).")
+        var tokens = 2949
+        @OptionGroup var options: BenchOptions
+
+        func run() {
+            options.compute.apply()
+            let config = LlamaConfig(hidden: 4096, layers: 1, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000)
+            let layer = LlamaLayer(index: 0, config: config, seed: 3)
+            let packing = SequencePacking(lengths: [tokens])
+            var rng = SeededGenerator(seed: 4)
+            let x = Tensor(shape: [tokens, config.hidden], std: 1, rng: &rng), out = Tensor(shape: [tokens, config.hidden])
+            let saved = LayerActivations(config: config, packing: packing, keepProbabilities: false)
+            let rope = Rope(headDim: config.headDim, theta: config.ropeTheta)
+            let gemm = gemmResult(name: "sgemm", m: tokens, n: 4096, k: 4096, reps: options.reps)
+            let time = Timing(reps: options.reps) {
+                layer.forward(x: x, out: out, saving: saved, packing: packing, config: config, rope: rope)
+            }
+            var result = BenchResult(name: "vicuna-7b layer forward, \(tokens) tokens",
+                                     flops: config.forwardFLOPs(sequenceLengths: [tokens]) - 2 * tokens * config.hidden * config.vocab,
+                                     seconds: time)
+            result.extra["fraction_of_sgemm"] = result.gflopsPerSecond / gemm.gflopsPerSecond
+            printResults([gemm, result], format: options.format, threads: BLAS.threads)
+        }
+    }
+
+    struct TrainStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train", abstract: "Training-step throughput (forward, backward, AdamW) in tokens/s and GFLOP/s.")
+        @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
+        var preset = "small"
+        @Option(help: "Sequences per batch.")
+        var batchSize = 8
+        @Option(help: "Tokens per sequence.")
+        var sequenceLength = 320
+        @OptionGroup var options: BenchOptions
+
+        func run() throws {
+            options.compute.apply()
+            guard let config = LlamaConfig.presets[preset] else { throw ValidationError("unknown preset '\(preset)'") }
+            let model = LlamaModel(config: config, seed: 5)
+            let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 3e-4, warmupSteps: 10))
+            var rng = SeededGenerator(seed: 6)
+            let batch = randomTokenBatch(count: batchSize, length: sequenceLength, vocab: config.vocab, rng: &rng)
+            let before = BLAS.executedFLOPs.load(ordering: .relaxed)
+            let time = Timing(reps: options.reps) { trainer.train(on: batch) }
+            let counted = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
+            let analytic = config.trainingStepFLOPs(sequenceLengths: batch.inputs.map(\.count))
+            let tokens = Double(batch.tokenCount)
+            let result = BenchResult(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", flops: analytic,
+                                     seconds: time, extra: ["tokens_per_second": tokens / time.median,
+                                                            "counted_over_analytic_flops": Double(counted) / Double(analytic)])
+            printResults([result], format: options.format, threads: BLAS.threads)
+        }
+    }
+}
