@@ -85,13 +85,16 @@ func gemmResult(name: String, m: Int, n: Int, k: Int, reps: Int) -> BenchResult 
 extension Bench {
     struct Gemm: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "sgemm GFLOP/s at transformer shapes.")
+        @Option(help: "Only the shapes whose name starts with this (vicuna-7b, small).")
+        var only: String?
         @OptionGroup var options: BenchOptions
 
         func run() {
             options.compute.apply()
-            let shapes = [("vicuna-7b attention projection", 2949, 4096, 4096), ("vicuna-7b ffn gate/up", 2949, 11008, 4096),
+            let allShapes = [("vicuna-7b attention projection", 2949, 4096, 4096), ("vicuna-7b ffn gate/up", 2949, 11008, 4096),
                           ("vicuna-7b ffn down", 2949, 4096, 11008), ("small attention projection", 2560, 256, 256),
                           ("small ffn gate/up", 2560, 1024, 256), ("small ffn down", 2560, 256, 1024)]
+            let shapes = allShapes.filter { only.map($0.0.hasPrefix) ?? true }
             let results = shapes.map { gemmResult(name: $0.0, m: $0.1, n: $0.2, k: $0.3, reps: options.reps) }
             printResults(results, format: options.format, threads: BLAS.threads)
         }
@@ -138,7 +141,7 @@ extension Bench {
 
         func run() throws {
             options.compute.apply()
-            guard let config = LlamaConfig.presets[preset] else { throw ValidationError("unknown preset '\(preset)'") }
+            let config = try presetConfig(preset)
             let model = LlamaModel(config: config, seed: 5)
             let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 3e-4, warmupSteps: 10))
             var rng = SeededGenerator(seed: 6)

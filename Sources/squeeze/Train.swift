@@ -24,21 +24,22 @@ struct Train: ParsableCommand {
     var warmup = 20
     @Option(help: "Seed for weights and data.")
     var seed: UInt64 = 1
+    @Option(help: "Start from this checkpoint instead of fresh weights (its shape overrides --preset).")
+    var initFrom: String?
     @Option(help: "Directory for model.safetensors and train_log.csv.")
     var out: String
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         compute.apply()
-        guard let config = LlamaConfig.presets[preset] else {
-            throw ValidationError("unknown preset '\(preset)'; expected one of \(LlamaConfig.presets.keys.sorted())")
-        }
+        let model = try initFrom.map { path in try reportingBadInput { try LlamaModel.load(from: path) } }
+            ?? LlamaModel(config: try presetConfig(preset), seed: seed)
+        let config = model.config
         let bounds = lengths.split(separator: ".", omittingEmptySubsequences: true).compactMap { Int($0) }
         guard bounds.count == 2, bounds[0] >= 1, bounds[0] <= bounds[1] else {
             throw ValidationError("--lengths must look like 4...12, got '\(lengths)'")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let model = LlamaModel(config: config, seed: seed)
         let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: steps, learningRate: learningRate, warmupSteps: warmup))
         var rng = SeededGenerator(seed: seed &+ 1)
         let progress = Progress(total: steps, label: "train")
@@ -63,6 +64,13 @@ struct Train: ParsableCommand {
         print(String(format: "answer-token accuracy on 256 held-out sequences: %.1f%% (teacher-forced argmax)", 100 * accuracy))
         print("wrote \(path)")
     }
+}
+
+func presetConfig(_ name: String) throws -> LlamaConfig {
+    guard let config = LlamaConfig.presets[name] else {
+        throw ValidationError("unknown preset '\(name)'; expected one of \(LlamaConfig.presets.keys.sorted())")
+    }
+    return config
 }
 
 /// Fraction of scored positions whose argmax logit is the target.

@@ -1,0 +1,86 @@
+import Foundation
+import XCTest
+
+/// The `squeeze` executable as a user runs it.
+final class CLITests: XCTestCase {
+    struct Result { let status: Int32; let out: String; let err: String }
+
+    static var binary: URL {
+        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }
+            .map { $0.bundleURL.deletingLastPathComponent() } ?? Bundle.main.bundleURL
+        return products.appendingPathComponent("squeeze")
+    }
+
+    func squeeze(_ arguments: String...) throws -> Result { try squeeze(arguments) }
+
+    func squeeze(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+
+    var folder: URL!
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("squeeze-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func testHelpListsEveryCommandWithADescription() throws {
+        let help = try squeeze("--help").out
+        for command in ["train", "inspect", "bench"] {
+            let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
+            XCTAssertNotNil(line, "\(command) is listed")
+            XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
+        }
+        let bench = try squeeze("bench", "--help").out
+        for sub in ["gemm", "layer", "train"] { XCTAssertTrue(bench.contains("  \(sub) "), "bench \(sub) listed") }
+    }
+
+    /// The loss visibly falls and the checkpoint loads back.
+    func testTrainOnCopyTaskLowersTheLossAndWritesACheckpoint() throws {
+        let out = folder.appendingPathComponent("run").path
+        let r = try squeeze("train", "--task", "copy", "--preset", "tiny", "--steps", "150", "--out", out, "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("train 150/150"), "plain progress lines when not on a terminal: \(r.err)")
+        let log = try String(contentsOfFile: out + "/train_log.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        let losses = log.map { Float($0.split(separator: ",")[1])! }
+        XCTAssertEqual(losses.count, 150)
+        let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
+        XCTAssertLessThan(last, 0.75 * first, "loss falls: \(first) -> \(last)")
+        let inspect = try squeeze("inspect", out + "/model.safetensors")
+        XCTAssertEqual(inspect.status, 0, inspect.err)
+        XCTAssertTrue(inspect.out.contains("model.layers.1.mlp.down_proj.weight  F32 [64, 192]"), inspect.out)
+    }
+
+    func testDamagedCheckpointExitsWithStatusTwoAndNamesTheFile() throws {
+        let path = folder.appendingPathComponent("broken.safetensors").path
+        FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B]))
+        for args in [["inspect", path], ["train", "--init-from", path, "--steps", "1", "--out", folder.path]] {
+            let r = try squeeze(args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(path) && r.err.contains("past the end"), r.err)
+            XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        }
+    }
+
+    /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
+    func testBenchTrainReportsThroughputAsJSON() throws {
+        let r = try squeeze("bench", "train", "--preset", "tiny", "--batch-size", "2", "--sequence-length", "16",
+                            "--reps", "1", "--format", "json")
+        XCTAssertEqual(r.status, 0, r.err)
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let result = (json["results"] as! [[String: Any]])[0]
+        let extra = result["extra"] as! [String: Double]
+        XCTAssertGreaterThan(extra["tokens_per_second"]!, 0)
+        XCTAssertEqual(extra["counted_over_analytic_flops"]!, 1)
+        XCTAssertGreaterThan(result["gflops_per_second"] as! Double, 0)
+    }
+}
