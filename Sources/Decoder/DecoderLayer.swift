@@ -39,15 +39,13 @@ public final class LayerActivations {
 
 /// Gradient buffers a layer's backward works in, shared by all layers of a pass.
 public final class LayerScratch {
-    let dNormed, dq, dk, dv, dAttended, dProbs: Tensor
+    let dNormed, dq, dk, dv, dAttended: Tensor
     let ffn: (Tensor, Tensor)
 
     public init(config c: LlamaConfig, packing: SequencePacking) {
         let t = packing.tokens, d = c.hidden, kv = c.kvHeads * c.headDim
-        let longest = packing.masks.map(\.queries).max() ?? 0
         dNormed = Tensor(shape: [t, d]); dq = Tensor(shape: [t, d])
         dk = Tensor(shape: [t, kv]); dv = Tensor(shape: [t, kv]); dAttended = Tensor(shape: [t, d])
-        dProbs = Tensor(shape: [longest * longest])
         ffn = (Tensor(shape: [t, c.ffn]), Tensor(shape: [t, c.ffn]))
     }
 }
@@ -55,15 +53,15 @@ public final class LayerScratch {
 extension LlamaLayer {
     /// out = mid + FFN(norm2(mid)), mid = x + O·attention(rope(Q·norm1(x)), rope(K·norm1(x)), V·norm1(x)).
     public func forward(x: Tensor, out: Tensor, saving a: LayerActivations, packing p: SequencePacking,
-                        config c: LlamaConfig, rope: Rope) {
+                        config c: LlamaConfig, rope: RotaryAngles) {
         let t = p.tokens, d = c.hidden, kv = c.kvHeads * c.headDim
         RMSNorm.forward(x: x.data, weight: attentionNorm.value.data, y: a.norm1.data, rstd: a.rstd1.data,
                         rows: t, dim: d, eps: c.normEps)
         Linear.forward(x: a.norm1.data, w: query.value.data, y: a.q.data, rows: t, inFeatures: d, outFeatures: d)
         Linear.forward(x: a.norm1.data, w: key.value.data, y: a.k.data, rows: t, inFeatures: d, outFeatures: kv)
         Linear.forward(x: a.norm1.data, w: value.value.data, y: a.v.data, rows: t, inFeatures: d, outFeatures: kv)
-        rope.forward(a.q.data, positions: p.positions, heads: c.heads)
-        rope.forward(a.k.data, positions: p.positions, heads: c.kvHeads)
+        rope.rotate(a.q.data, heads: c.heads)
+        rope.rotate(a.k.data, heads: c.kvHeads)
         var probOffset = 0
         for (s, mask) in p.masks.enumerated() {
             let o = p.offsets[s]
@@ -83,7 +81,7 @@ extension LlamaLayer {
     /// Turns dResidual (the gradient at the layer's output) into the gradient at its input, in
     /// place, and accumulates the layer's weight gradients.
     public func backward(dResidual: Tensor, x: Tensor, saved a: LayerActivations, scratch s: LayerScratch,
-                         packing p: SequencePacking, config c: LlamaConfig, rope: Rope) {
+                         packing p: SequencePacking, config c: LlamaConfig, rope: RotaryAngles) {
         guard let probs = a.probs else { preconditionFailure("the forward did not keep attention weights") }
         let t = p.tokens, d = c.hidden, kv = c.kvHeads * c.headDim
         s.dNormed.zero()
@@ -102,11 +100,11 @@ extension LlamaLayer {
             Attention.backward(dOut: s.dAttended.data + o * d, q: a.q.data + o * d, k: a.k.data + o * kv,
                                v: a.v.data + o * kv, probs: probs.data + probOffset,
                                dq: s.dq.data + o * d, dk: s.dk.data + o * kv, dv: s.dv.data + o * kv,
-                               scratch: s.dProbs.data, mask: mask, layout: c.headLayout)
+                               mask: mask, layout: c.headLayout)
             probOffset += c.heads * mask.queries * mask.keys
         }
-        rope.backward(s.dq.data, positions: p.positions, heads: c.heads)
-        rope.backward(s.dk.data, positions: p.positions, heads: c.kvHeads)
+        rope.rotateBack(s.dq.data, heads: c.heads)
+        rope.rotateBack(s.dk.data, heads: c.kvHeads)
         s.dNormed.zero()
         Linear.backward(dy: s.dq.data, x: a.norm1.data, w: query.value.data, dx: s.dNormed.data,
                         dw: query.grad.data, rows: t, inFeatures: d, outFeatures: d)

@@ -20,20 +20,29 @@ public struct TokenBatch: Sendable {
 /// every activation its backward needs.
 public final class DecoderPass {
     public let model: LlamaModel
-    public let batch: TokenBatch
+    /// The batch; a new one of the same sequence lengths may be set to reuse the buffers.
+    public var batch: TokenBatch {
+        didSet {
+            precondition(batch.inputs.map(\.count) == oldValue.inputs.map(\.count), "a pass is reused only for batches of the same shape")
+            flatInputs = batch.inputs.flatMap { $0 }
+            flatTargets = batch.targets.flatMap { $0 }
+        }
+    }
     public let keepsActivations: Bool
     /// [tokens, vocab] after `forward()`.
     public let logits: Tensor
 
     private let packing: SequencePacking
-    private let rope: Rope
-    private let flatInputs: [Int32], flatTargets: [Int32]
+    private let rope: RotaryAngles
+    private var flatInputs: [Int32], flatTargets: [Int32]
     /// The residual stream entering each layer, plus the final hidden state (two buffers,
     /// used alternately, when no backward will run).
     private let residual: [Tensor]
     private let activations: [LayerActivations]
     private let finalNormed, finalRstd, lse: Tensor
-    private var countedTargets = 0
+    /// After `forward()`: the summed loss and the number of targets it sums over.
+    public private(set) var lossSum = 0.0
+    public private(set) var countedTargets = 0
 
     public init(model: LlamaModel, batch: TokenBatch, keepActivations: Bool = true) {
         let c = model.config
@@ -42,7 +51,7 @@ public final class DecoderPass {
         keepsActivations = keepActivations
         let packing = SequencePacking(lengths: batch.inputs.map(\.count))
         self.packing = packing
-        rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
+        rope = Rope(headDim: c.headDim, theta: c.ropeTheta).angles(for: packing.positions)
         flatInputs = batch.inputs.flatMap { $0 }
         flatTargets = batch.targets.flatMap { $0 }
         let t = packing.tokens
@@ -69,19 +78,21 @@ public final class DecoderPass {
         RMSNorm.forward(x: finalHidden.data, weight: model.finalNorm.value.data, y: finalNormed.data, rstd: finalRstd.data,
                         rows: t, dim: d, eps: c.normEps)
         Linear.forward(x: finalNormed.data, w: model.head.value.data, y: logits.data, rows: t, inFeatures: d, outFeatures: c.vocab)
-        let (sum, count) = CrossEntropy.forward(logits: logits.data, targets: flatTargets, lse: lse.data, vocab: c.vocab)
-        countedTargets = count
-        return count > 0 ? Float(sum / Double(count)) : 0
+        (lossSum, countedTargets) = CrossEntropy.forward(logits: logits.data, targets: flatTargets, lse: lse.data, vocab: c.vocab)
+        return countedTargets > 0 ? Float(lossSum / Double(countedTargets)) : 0
     }
 
-    /// Accumulates the gradient of the mean loss into every parameter's `grad`.
-    public func backward() {
+    /// Accumulates the gradient of lossSum / `normalizer` into every parameter's `grad`. The
+    /// normalizer defaults to this pass's own target count (the mean loss); a batch split over
+    /// several passes gives each the count of the whole batch.
+    public func backward(normalizer: Int? = nil) {
         precondition(keepsActivations, "this pass was built without activations for a backward")
-        guard countedTargets > 0 else { return }
+        let normalizer = normalizer ?? countedTargets
+        guard countedTargets > 0, normalizer > 0 else { return }
         let c = model.config, t = packing.tokens, d = c.hidden
         let dLogits = Tensor(shape: [t, c.vocab])
         CrossEntropy.backward(logits: logits.data, targets: flatTargets, lse: lse.data, dLogits: dLogits.data,
-                              vocab: c.vocab, scale: 1 / Float(countedTargets))
+                              vocab: c.vocab, scale: 1 / Float(normalizer))
         let dNormed = Tensor(shape: [t, d])
         Linear.backward(dy: dLogits.data, x: finalNormed.data, w: model.head.value.data, dx: dNormed.data,
                         dw: model.head.grad.data, rows: t, inFeatures: d, outFeatures: c.vocab)

@@ -91,6 +91,16 @@ public final class LlamaModel {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
 
     public func zeroGradients() { for p in parameters { p.grad.zero() } }
+
+    /// A model that shares these weights but has gradients of its own, so several passes can
+    /// run backwards at once (data parallelism); their gradients are summed afterwards.
+    public func replica() -> LlamaModel {
+        let byName = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0) })
+        return LlamaModel(config: config) { name, _, _ in
+            let original = byName[name]!
+            return Parameter(name: name, value: original.value, group: original.group)
+        }
+    }
 }
 
 public enum ModelError: Error, CustomStringConvertible {

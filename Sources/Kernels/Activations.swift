@@ -2,10 +2,10 @@ import Foundation
 
 /// SiLU (swish): y = x·σ(x).
 public enum SiLU {
-    @inline(__always) public static func value(_ x: Float) -> Float { x / (1 + expf(-x)) }
+    @inline(__always) public static func value(_ x: Float) -> Float { x / (1 + fastExp(-x)) }
 
     @inline(__always) public static func derivative(_ x: Float) -> Float {
-        let s = 1 / (1 + expf(-x))
+        let s = 1 / (1 + fastExp(-x))
         return s * (1 + x * (1 - s))
     }
 
@@ -49,7 +49,7 @@ public enum Softmax {
             var m = -Float.infinity
             for j in 0..<cols { m = max(m, xr[j]) }
             var sum: Float = 0
-            for j in 0..<cols { yr[j] = expf(xr[j] - m); sum += yr[j] }
+            for j in 0..<cols { yr[j] = fastExp(xr[j] - m); sum += yr[j] }
             let inv = 1 / sum
             for j in 0..<cols { yr[j] *= inv }
         }

@@ -12,7 +12,7 @@ public enum CrossEntropy {
             var m = -Float.infinity
             for j in 0..<vocab { m = max(m, lr[j]) }
             var s: Float = 0
-            for j in 0..<vocab { s += expf(lr[j] - m) }
+            for j in 0..<vocab { s += fastExp(lr[j] - m) }
             lse[r] = m + logf(s)
             if target >= 0 {
                 sum += Double(lse[r] - lr[Int(target)])
@@ -27,7 +27,7 @@ public enum CrossEntropy {
                                 dLogits: FloatPtr, vocab: Int, scale: Float) {
         for (r, target) in targets.enumerated() where target >= 0 {
             let lr = logits + r * vocab, dr = dLogits + r * vocab, l = lse[r]
-            for j in 0..<vocab { dr[j] += scale * expf(lr[j] - l) }
+            for j in 0..<vocab { dr[j] += scale * fastExp(lr[j] - l) }
             dr[Int(target)] -= scale
         }
     }

@@ -29,31 +29,70 @@ public struct StepReport: Sendable {
     public let step: Int, loss: Float, gradientNorm: Float, learningRate: Float, tokens: Int
 }
 
-/// Trains a decoder on batches drawn from a source: forward, backward, clip, AdamW, schedule.
+/// Trains a decoder: forward, backward, clip, AdamW, schedule.
+///
+/// A batch is split by sequences into one shard per core (`Parallel.workers`); each shard runs
+/// its forward and backward on its own core against a replica of the model that shares the
+/// weights, and the replicas' gradients are summed in a fixed order. Every step is therefore
+/// deterministic for a given core count. Buffers are kept between steps of the same shape.
 public final class Trainer {
     public let model: LlamaModel
     public let recipe: TrainingRecipe
     private let optimizer: AdamW
+    private let replicas: [LlamaModel]
+    private var passes: [DecoderPass?]
     public private(set) var step = 0
 
     public init(model: LlamaModel, recipe: TrainingRecipe) {
         self.model = model
         self.recipe = recipe
         optimizer = AdamW(parameters: model.parameters, settings: recipe.adam)
+        replicas = [model] + (1..<Parallel.workers).map { _ in model.replica() }
+        passes = Array(repeating: nil, count: replicas.count)
     }
 
     /// One optimisation step on `batch`; returns the loss before the update.
     @discardableResult
     public func train(on batch: TokenBatch) -> StepReport {
-        model.zeroGradients()
-        let pass = DecoderPass(model: model, batch: batch)
-        let loss = pass.forward()
-        pass.backward()
+        let shards = split(batch, into: replicas.count)
+        for (i, shard) in shards.enumerated() {
+            if passes[i]?.batch.inputs.map(\.count) == shard.inputs.map(\.count) { passes[i]!.batch = shard }
+            else { passes[i] = DecoderPass(model: replicas[i], batch: shard) }
+        }
+        let active = passes.prefix(shards.count).map { $0! }
+        for replica in replicas.prefix(shards.count) { replica.zeroGradients() }
+
+        Parallel.forEach(active.count) { i, _ in active[i].forward() }
+        let counted = active.reduce(0) { $0 + $1.countedTargets }
+        let lossSum = active.reduce(0.0) { $0 + $1.lossSum }
+        Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: counted) }
+        for replica in replicas[1..<shards.count] {
+            for (p, r) in zip(model.parameters, replica.parameters) {
+                for j in 0..<p.grad.count { p.grad.data[j] += r.grad.data[j] }
+            }
+        }
+
         let norm = clipGradients(model.parameters, maxNorm: recipe.gradientClip)
         let factor = recipe.schedule.factor(at: step)
         optimizer.update { group in factor * (self.recipe.groupLearningRates[group] ?? self.recipe.learningRate) }
         defer { step += 1 }
-        return StepReport(step: step, loss: loss, gradientNorm: norm, learningRate: factor * recipe.learningRate,
-                          tokens: batch.tokenCount)
+        return StepReport(step: step, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,
+                          learningRate: factor * recipe.learningRate, tokens: batch.tokenCount)
+    }
+
+    /// Consecutive runs of sequences with about equal token counts, at most `count` of them.
+    private func split(_ batch: TokenBatch, into count: Int) -> [TokenBatch] {
+        let total = batch.tokenCount
+        var shards: [TokenBatch] = [], current = TokenBatch(inputs: [], targets: []), done = 0
+        for (input, target) in zip(batch.inputs, batch.targets) {
+            current.inputs.append(input); current.targets.append(target)
+            done += input.count
+            if shards.count < count - 1, done * count >= total * (shards.count + 1) {
+                shards.append(current)
+                current = TokenBatch(inputs: [], targets: [])
+            }
+        }
+        if !current.inputs.isEmpty || shards.isEmpty { shards.append(current) }
+        return shards
     }
 }

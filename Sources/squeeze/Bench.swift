@@ -115,7 +115,7 @@ extension Bench {
             var rng = SeededGenerator(seed: 4)
             let x = Tensor(shape: [tokens, config.hidden], std: 1, rng: &rng), out = Tensor(shape: [tokens, config.hidden])
             let saved = LayerActivations(config: config, packing: packing, keepProbabilities: false)
-            let rope = Rope(headDim: config.headDim, theta: config.ropeTheta)
+            let rope = Rope(headDim: config.headDim, theta: config.ropeTheta).angles(for: packing.positions)
             let gemm = gemmResult(name: "sgemm", m: tokens, n: 4096, k: 4096, reps: options.reps)
             let time = Timing(reps: options.reps) {
                 layer.forward(x: x, out: out, saving: saved, packing: packing, config: config, rope: rope)

@@ -116,9 +116,8 @@ final class GradientTests: XCTestCase {
             return out
         }, backward: { dOut in
             let dq = Tensor(shape: q.shape), dk = Tensor(shape: k.shape), dv = Tensor(shape: v.shape)
-            let scratch = Tensor(shape: [nq * nk])
             Attention.backward(dOut: dOut.data, q: q.data, k: k.data, v: v.data, probs: probs.data,
-                               dq: dq.data, dk: dk.data, dv: dv.data, scratch: scratch.data, mask: mask, layout: layout)
+                               dq: dq.data, dk: dk.data, dv: dv.data, mask: mask, layout: layout)
             return [dq, dk, dv]
         }, inputs: [q, k, v]).run("attention")
     }
