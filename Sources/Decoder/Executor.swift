@@ -40,6 +40,10 @@ public final class DecoderPass {
     private let residual: [Tensor]
     private let activations: [LayerActivations]
     private let finalNormed, finalRstd, lse: Tensor
+    /// The backward's working buffers, made on its first run and kept for reuse.
+    private lazy var gradients = (logits: Tensor(shape: logits.shape), normed: Tensor(shape: finalNormed.shape),
+                                  residual: Tensor(shape: finalNormed.shape),
+                                  layer: LayerScratch(config: model.config, packing: packing))
     /// After `forward()`: the summed loss and the number of targets it sums over.
     public private(set) var lossSum = 0.0
     public private(set) var countedTargets = 0
@@ -90,17 +94,15 @@ public final class DecoderPass {
         let normalizer = normalizer ?? countedTargets
         guard countedTargets > 0, normalizer > 0 else { return }
         let c = model.config, t = packing.tokens, d = c.hidden
-        let dLogits = Tensor(shape: [t, c.vocab])
+        let (dLogits, dNormed, dResidual, scratch) = gradients
+        dLogits.zero(); dNormed.zero(); dResidual.zero()
         CrossEntropy.backward(logits: logits.data, targets: flatTargets, lse: lse.data, dLogits: dLogits.data,
                               vocab: c.vocab, scale: 1 / Float(normalizer))
-        let dNormed = Tensor(shape: [t, d])
         Linear.backward(dy: dLogits.data, x: finalNormed.data, w: model.head.value.data, dx: dNormed.data,
                         dw: model.head.grad.data, rows: t, inFeatures: d, outFeatures: c.vocab)
         // The gradient along the residual stream, carried back through the layers in place.
-        let dResidual = Tensor(shape: [t, d])
         RMSNorm.backward(dy: dNormed.data, x: finalHidden.data, weight: model.finalNorm.value.data,
                          rstd: finalRstd.data, dx: dResidual.data, dWeight: model.finalNorm.grad.data, rows: t, dim: d)
-        let scratch = LayerScratch(config: c, packing: packing)
         for (l, layer) in model.layers.enumerated().reversed() {
             layer.backward(dResidual: dResidual, x: residual[l], saved: activations[l], scratch: scratch,
                            packing: packing, config: c, rope: rope)

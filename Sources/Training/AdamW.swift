@@ -33,9 +33,10 @@ public final class AdamW {
         step += 1
         let s = settings
         let correction1 = 1 - pow(s.beta1, Float(step)), correction2 = 1 - pow(s.beta2, Float(step))
-        for (i, p) in parameters.enumerated() {
-            let lr = learningRate(p.group)
-            guard lr != 0 else { continue }
+        let rates = parameters.map { learningRate($0.group) }
+        Parallel.forEach(parameters.count) { i, _ in
+            let p = parameters[i], lr = rates[i]
+            guard lr != 0 else { return }
             let w = p.value.data, g = p.grad.data, m = firstMoments[i].data, v = secondMoments[i].data
             let decay = p.decays ? 1 - lr * s.weightDecay : 1
             for j in 0..<p.value.count {
@@ -51,17 +52,21 @@ public final class AdamW {
 /// Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
 @discardableResult
 public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
-    var sumSquares = 0.0
-    for p in parameters {
-        let g = p.grad.data
-        var s: Float = 0
-        for j in 0..<p.grad.count { s += g[j] * g[j] }
-        sumSquares += Double(s)
+    var squares = [Double](repeating: 0, count: parameters.count)
+    squares.withUnsafeMutableBufferPointer { squares in
+        Parallel.forEach(parameters.count) { i, _ in
+            let g = parameters[i].grad.data
+            var s: Float = 0
+            for j in 0..<parameters[i].grad.count { s += g[j] * g[j] }
+            squares[i] = Double(s)
+        }
     }
-    let norm = Float(sumSquares.squareRoot())
+    let norm = Float(squares.reduce(0, +).squareRoot())   // summed in a fixed order: deterministic
     if maxNorm > 0, norm > maxNorm {
         let scale = maxNorm / (norm + 1e-6)
-        for p in parameters { for j in 0..<p.grad.count { p.grad.data[j] *= scale } }
+        Parallel.forEach(parameters.count) { i, _ in
+            for j in 0..<parameters[i].grad.count { parameters[i].grad.data[j] *= scale }
+        }
     }
     return norm
 }

@@ -66,10 +66,10 @@ public final class Trainer {
         let counted = active.reduce(0) { $0 + $1.countedTargets }
         let lossSum = active.reduce(0.0) { $0 + $1.lossSum }
         Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: counted) }
-        for replica in replicas[1..<shards.count] {
-            for (p, r) in zip(model.parameters, replica.parameters) {
-                for j in 0..<p.grad.count { p.grad.data[j] += r.grad.data[j] }
-            }
+        let parameters = model.parameters, replicaParameters = replicas[1..<shards.count].map(\.parameters)
+        Parallel.forEach(parameters.count) { i, _ in
+            let total = parameters[i].grad
+            for r in replicaParameters { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
         }
 
         let norm = clipGradients(model.parameters, maxNorm: recipe.gradientClip)
