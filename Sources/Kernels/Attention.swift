@@ -19,6 +19,26 @@ public struct AttentionMask: Sendable, Equatable {
 
     public subscript(query: Int, key: Int) -> Bool { allowed[query * keys + key] }
 
+    /// Query rows are processed in blocks of this many; a block multiplies only the keys
+    /// between the first and last key that any of its rows may attend to.
+    public static let rowBlock = 64
+
+    /// (query, key) pairs whose scores the kernel computes: for each block of `rowBlock` query
+    /// rows, rows × the width of the block's key span. Dense attention is queries × keys.
+    public var computedPairs: Int {
+        blocks.reduce(0) { $0 + $1.rows.count * $1.keys.count }
+    }
+
+    /// Each block of query rows with the union of its rows' key spans.
+    var blocks: [(rows: Range<Int>, keys: Range<Int>)] {
+        stride(from: 0, to: queries, by: AttentionMask.rowBlock).map { start in
+            let rows = start..<min(start + AttentionMask.rowBlock, queries)
+            let spans = rows.map { span(ofRow: $0) }.filter { !$0.isEmpty }
+            let keys = spans.isEmpty ? 0..<0 : spans.map(\.lowerBound).min()!..<spans.map(\.upperBound).max()!
+            return (rows, keys)
+        }
+    }
+
     /// The first and one-past-last allowed key of a row, so the softmax can skip the masked tails.
     func span(ofRow q: Int) -> Range<Int> {
         let row = q * keys
@@ -44,35 +64,38 @@ public struct HeadLayout: Sendable, Equatable {
 
 /// Scaled dot-product attention with a boolean mask, one sequence at a time.
 /// Q is [queries, heads·headDim], K and V are [keys, kvHeads·headDim]; each head is a strided
-/// column block of those rows, so no transposes are needed. Masked pairs are still multiplied
-/// in the score product (dense), then get probability 0; a query with no allowed key outputs 0.
+/// column block of those rows, so no transposes are needed. Query rows go in blocks
+/// (`AttentionMask.rowBlock`); a block's scores are computed for every key in its key span, the
+/// masked ones among them get probability 0, and keys outside the span are never multiplied
+/// (`AttentionMask.computedPairs` counts what is). A query with no allowed key outputs 0.
 /// Heads run in parallel on the cores the caller may use (see `Parallel`).
 public enum Attention {
     /// Writes out [queries, heads·headDim]. If `probs` ([heads, queries, keys]) is given the
-    /// attention weights are kept there for the backward; otherwise each worker works on blocks
-    /// of query rows in a scratch buffer, so the scores stay in cache.
+    /// attention weights are kept there for the backward (0 outside the key spans); otherwise
+    /// each worker reuses one block-sized scratch buffer, so the scores stay in cache.
     public static func forward(q: FloatPtr, k: FloatPtr, v: FloatPtr, out: FloatPtr,
                                probs: FloatPtr?, mask: AttentionMask, layout: HeadLayout) {
-        let nq = mask.queries, nk = mask.keys, hd = layout.headDim
-        let spans = (0..<nq).map { mask.span(ofRow: $0) }
-        let block = probs == nil ? min(nq, 128) : nq
-        let scratch: [FloatPtr] = probs == nil ? (0..<Parallel.workers).map { _ in .allocate(capacity: block * nk) } : []
+        let nq = mask.queries, nk = mask.keys, hd = layout.headDim, qw = layout.queryWidth, kw = layout.kvWidth
+        let spans = (0..<nq).map { mask.span(ofRow: $0) }, blocks = mask.blocks
+        let scratch: [FloatPtr] = probs == nil ? (0..<Parallel.workers).map { _ in .allocate(capacity: AttentionMask.rowBlock * nk) } : []
         defer { scratch.forEach { $0.deallocate() } }
         mask.allowed.withUnsafeBufferPointer { allowed in
             Parallel.forEach(layout.heads) { h, worker in
                 let g = layout.kvHead(of: h)
-                for start in stride(from: 0, to: nq, by: block) {
-                    let rows = min(block, nq - start)
-                    let p = probs.map { $0 + h * nq * nk } ?? scratch[worker]
-                    BLAS.gemm(transB: true, m: rows, n: nk, k: hd, alpha: layout.scale,
-                              a: q + start * layout.queryWidth + h * hd, lda: layout.queryWidth,
-                              b: k + g * hd, ldb: layout.kvWidth, c: p, ldc: nk)
-                    for r in 0..<rows {
-                        maskedSoftmax(p + r * nk, allowed: allowed.baseAddress! + (start + r) * nk,
-                                      span: spans[start + r], count: nk)
+                for (rows, keys) in blocks {
+                    // Scores of this block: rows × keys, at column keys.lowerBound of rows that are nk wide.
+                    let p = probs.map { $0 + (h * nq + rows.lowerBound) * nk } ?? scratch[worker]
+                    BLAS.gemm(transB: true, m: rows.count, n: keys.count, k: hd, alpha: layout.scale,
+                              a: q + rows.lowerBound * qw + h * hd, lda: qw,
+                              b: k + keys.lowerBound * kw + g * hd, ldb: kw, c: p + keys.lowerBound, ldc: nk)
+                    // Kept weights are zero wherever they are not computed; scratch only where it is read.
+                    let window = probs == nil ? keys : 0..<nk
+                    for (i, r) in rows.enumerated() {
+                        maskedSoftmax(p + i * nk, allowed: allowed.baseAddress! + r * nk, span: spans[r], window: window)
                     }
-                    BLAS.gemm(m: rows, n: hd, k: nk, a: p, lda: nk, b: v + g * hd, ldb: layout.kvWidth,
-                              c: out + start * layout.queryWidth + h * hd, ldc: layout.queryWidth)
+                    BLAS.gemm(m: rows.count, n: hd, k: keys.count, a: p + keys.lowerBound, lda: nk,
+                              b: v + keys.lowerBound * kw + g * hd, ldb: kw,
+                              c: out + rows.lowerBound * qw + h * hd, ldc: qw)
                 }
             }
         }
@@ -83,43 +106,44 @@ public enum Attention {
     public static func backward(dOut: FloatPtr, q: FloatPtr, k: FloatPtr, v: FloatPtr, probs: FloatPtr,
                                 dq: FloatPtr, dk: FloatPtr, dv: FloatPtr,
                                 mask: AttentionMask, layout: HeadLayout) {
-        let nq = mask.queries, nk = mask.keys, hd = layout.headDim
-        let qw = layout.queryWidth, kw = layout.kvWidth
-        let spans = (0..<nq).map { mask.span(ofRow: $0) }
-        let scratch: [FloatPtr] = (0..<Parallel.workers).map { _ in .allocate(capacity: nq * nk) }
+        let nq = mask.queries, nk = mask.keys, hd = layout.headDim, qw = layout.queryWidth, kw = layout.kvWidth
+        let spans = (0..<nq).map { mask.span(ofRow: $0) }, blocks = mask.blocks
+        let scratch: [FloatPtr] = (0..<Parallel.workers).map { _ in .allocate(capacity: AttentionMask.rowBlock * nk) }
         defer { scratch.forEach { $0.deallocate() } }
         let group = layout.heads / layout.kvHeads
         Parallel.forEach(layout.kvHeads) { g, worker in
-            let dp = scratch[worker]
+            let ds = scratch[worker]
             for h in g * group..<(g + 1) * group {
-                let p = probs + h * nq * nk
-                // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place; P is 0 outside each row's span.
-                BLAS.gemm(transB: true, m: nq, n: nk, k: hd, a: dOut + h * hd, lda: qw, b: v + g * hd, ldb: kw, c: dp, ldc: nk)
-                for r in 0..<nq {
-                    let pr = p + r * nk, dr = dp + r * nk, span = spans[r]
-                    var dot: Float = 0
-                    for j in span { dot += pr[j] * dr[j] }
-                    for j in span { dr[j] = pr[j] * (dr[j] - dot) }
-                    if span.lowerBound > 0 { dr.update(repeating: 0, count: span.lowerBound) }
-                    if span.upperBound < nk { (dr + span.upperBound).update(repeating: 0, count: nk - span.upperBound) }
+                for (rows, keys) in blocks where !keys.isEmpty {
+                    let p = probs + (h * nq + rows.lowerBound) * nk + keys.lowerBound, d = ds + keys.lowerBound
+                    let r0 = rows.lowerBound
+                    // dP = dO·Vᵀ over the block's keys, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
+                    BLAS.gemm(transB: true, m: rows.count, n: keys.count, k: hd, a: dOut + r0 * qw + h * hd, lda: qw,
+                              b: v + keys.lowerBound * kw + g * hd, ldb: kw, c: d, ldc: nk)
+                    for (i, r) in rows.enumerated() {
+                        let pr = p + i * nk, dr = d + i * nk
+                        var dot: Float = 0   // P is 0 outside the row's own span, and so is dS
+                        for j in 0..<keys.count { dot += pr[j] * dr[j] }
+                        for j in 0..<keys.count { dr[j] = pr[j] * (dr[j] - dot) }
+                    }
+                    BLAS.gemm(m: rows.count, n: hd, k: keys.count, alpha: layout.scale, a: d, lda: nk,
+                              b: k + keys.lowerBound * kw + g * hd, ldb: kw, beta: 1, c: dq + r0 * qw + h * hd, ldc: qw)
+                    BLAS.gemm(transA: true, m: keys.count, n: hd, k: rows.count, alpha: layout.scale, a: d, lda: nk,
+                              b: q + r0 * qw + h * hd, ldb: qw, beta: 1, c: dk + keys.lowerBound * kw + g * hd, ldc: kw)
+                    BLAS.gemm(transA: true, m: keys.count, n: hd, k: rows.count, a: p, lda: nk,
+                              b: dOut + r0 * qw + h * hd, ldb: qw, beta: 1, c: dv + keys.lowerBound * kw + g * hd, ldc: kw)
                 }
-                BLAS.gemm(m: nq, n: hd, k: nk, alpha: layout.scale, a: dp, lda: nk, b: k + g * hd, ldb: kw,
-                          beta: 1, c: dq + h * hd, ldc: qw)
-                BLAS.gemm(transA: true, m: nk, n: hd, k: nq, alpha: layout.scale, a: dp, lda: nk, b: q + h * hd, ldb: qw,
-                          beta: 1, c: dk + g * hd, ldc: kw)
-                BLAS.gemm(transA: true, m: nk, n: hd, k: nq, a: p, lda: nk, b: dOut + h * hd, ldb: qw,
-                          beta: 1, c: dv + g * hd, ldc: kw)
             }
         }
     }
 
-    /// Softmax of one score row over its allowed keys; masked keys get exactly 0. Written with
-    /// selects rather than branches so the loops vectorise.
+    /// Softmax of one score row over its allowed keys; masked keys in `window` get exactly 0.
+    /// Written with selects rather than branches so the loops vectorise.
     @inline(__always)
-    static func maskedSoftmax(_ row: FloatPtr, allowed: UnsafePointer<Bool>, span: Range<Int>, count: Int) {
-        if span.lowerBound > 0 { row.update(repeating: 0, count: span.lowerBound) }
-        if span.upperBound < count { (row + span.upperBound).update(repeating: 0, count: count - span.upperBound) }
-        guard !span.isEmpty else { return }
+    static func maskedSoftmax(_ row: FloatPtr, allowed: UnsafePointer<Bool>, span: Range<Int>, window: Range<Int>) {
+        guard !span.isEmpty else { (row + window.lowerBound).update(repeating: 0, count: window.count); return }
+        (row + window.lowerBound).update(repeating: 0, count: span.lowerBound - window.lowerBound)
+        (row + span.upperBound).update(repeating: 0, count: window.upperBound - span.upperBound)
         var m = -Float.infinity
         for j in span { m = max(m, allowed[j] ? row[j] : -Float.infinity) }
         var sum: Float = 0

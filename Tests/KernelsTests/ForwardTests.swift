@@ -57,9 +57,13 @@ final class ForwardTests: XCTestCase {
     /// Against a naive Double implementation: masked pairs get probability exactly 0, and a
     /// query with no allowed key outputs 0.
     func testAttentionAgainstNaiveReference() {
+        for (nq, nk) in [(4, 6), (2 * AttentionMask.rowBlock + 3, 150)] { checkAttentionAgainstNaiveReference(nq: nq, nk: nk) }
+    }
+
+    func checkAttentionAgainstNaiveReference(nq: Int, nk: Int) {
         let layout = HeadLayout(heads: 4, kvHeads: 2, headDim: 3)
-        let (nq, nk) = (4, 6)
-        let mask = AttentionMask(queries: nq, keys: nk) { q, k in q != 1 && (k + q) % 3 != 0 }
+        // Some rows see nothing, others a band; blocks get different key spans.
+        let mask = AttentionMask(queries: nq, keys: nk) { q, k in q % 37 != 1 && (k + q) % 3 != 0 && k <= q + 2 && k + 90 >= q }
         let q = randomTensor([nq, 12], seed: 5), k = randomTensor([nk, 6], seed: 6), v = randomTensor([nk, 6], seed: 7)
         let out = Tensor(shape: [nq, 12]), probs = Tensor(shape: [4 * nq * nk])
         Attention.forward(q: q.data, k: k.data, v: v.data, out: out.data, probs: probs.data, mask: mask, layout: layout)
@@ -88,6 +92,14 @@ final class ForwardTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testComputedPairsFollowTheBlocksKeySpans() {
+        XCTAssertEqual(AttentionMask(queries: 100, keys: 30) { _, _ in true }.computedPairs, 3000, "dense")
+        let b = AttentionMask.rowBlock
+        // Causal over 5 blocks: block i computes b rows × (i+1)·b keys.
+        XCTAssertEqual(AttentionMask.causal(5 * b).computedPairs, b * b * (1 + 2 + 3 + 4 + 5))
+        XCTAssertEqual(AttentionMask(queries: 3, keys: 4) { _, _ in false }.computedPairs, 0)
     }
 
     /// PyTorch: F.interpolate([[1,2],[3,4]], size=(4,4), mode='bilinear', align_corners=False).

@@ -100,26 +100,27 @@ final class GradientTests: XCTestCase {
         }, inputs: [x, g, u, dn]).run("swiglu")
     }
 
-    /// Grouped-query attention with an arbitrary mask, different query and key counts, and a
-    /// query row that may attend to nothing.
+    /// Grouped-query attention with an arbitrary mask, different query and key counts, a query
+    /// row that may attend to nothing, and (second case) several blocks of query rows.
     func testAttention() {
         let layout = HeadLayout(heads: 4, kvHeads: 2, headDim: 3)
-        let (nq, nk) = (5, 7)
-        var rng = SeededGenerator(seed: 14)
-        let mask = AttentionMask(queries: nq, keys: nk) { q, _ in q != 2 && rng.nextUniform() < 0.6 }
-        let q = randomTensor([nq, layout.queryWidth], seed: 15), k = randomTensor([nk, layout.kvWidth], seed: 16)
-        let v = randomTensor([nk, layout.kvWidth], seed: 17)
-        let probs = Tensor(shape: [layout.heads * nq * nk])
-        GradientCheck(forward: {
-            let out = Tensor(shape: [nq, layout.queryWidth])
-            Attention.forward(q: q.data, k: k.data, v: v.data, out: out.data, probs: probs.data, mask: mask, layout: layout)
-            return out
-        }, backward: { dOut in
-            let dq = Tensor(shape: q.shape), dk = Tensor(shape: k.shape), dv = Tensor(shape: v.shape)
-            Attention.backward(dOut: dOut.data, q: q.data, k: k.data, v: v.data, probs: probs.data,
-                               dq: dq.data, dk: dk.data, dv: dv.data, mask: mask, layout: layout)
-            return [dq, dk, dv]
-        }, inputs: [q, k, v]).run("attention")
+        for (nq, nk) in [(5, 7), (AttentionMask.rowBlock + 9, AttentionMask.rowBlock + 20)] {
+            var rng = SeededGenerator(seed: 14)
+            let mask = AttentionMask(queries: nq, keys: nk) { q, k in q != 2 && k <= q + 10 && rng.nextUniform() < 0.6 }
+            let q = randomTensor([nq, layout.queryWidth], seed: 15), k = randomTensor([nk, layout.kvWidth], seed: 16)
+            let v = randomTensor([nk, layout.kvWidth], seed: 17)
+            let probs = Tensor(shape: [layout.heads * nq * nk])
+            GradientCheck(forward: {
+                let out = Tensor(shape: [nq, layout.queryWidth])
+                Attention.forward(q: q.data, k: k.data, v: v.data, out: out.data, probs: probs.data, mask: mask, layout: layout)
+                return out
+            }, backward: { dOut in
+                let dq = Tensor(shape: q.shape), dk = Tensor(shape: k.shape), dv = Tensor(shape: v.shape)
+                Attention.backward(dOut: dOut.data, q: q.data, k: k.data, v: v.data, probs: probs.data,
+                                   dq: dq.data, dk: dk.data, dv: dv.data, mask: mask, layout: layout)
+                return [dq, dk, dv]
+            }, inputs: [q, k, v]).run("attention \(nq)x\(nk)")
+        }
     }
 
     func testBilinearResize() {
