@@ -151,10 +151,13 @@ extension Bench {
             let counted = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
             let analytic = config.trainingStepFLOPs(sequenceLengths: batch.inputs.map(\.count))
             let tokens = Double(batch.tokenCount)
-            let result = BenchResult(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", flops: analytic,
+            // The machine's sgemm rate at the model's FFN shape, measured in the same run, as the yardstick.
+            let gemm = gemmResult(name: "sgemm", m: batch.tokenCount, n: config.ffn, k: config.hidden, reps: options.reps)
+            var result = BenchResult(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", flops: analytic,
                                      seconds: time, extra: ["tokens_per_second": tokens / time.median,
                                                             "counted_over_analytic_flops": Double(counted) / Double(analytic)])
-            printResults([result], format: options.format, threads: BLAS.threads)
+            result.extra["fraction_of_sgemm"] = result.gflopsPerSecond / gemm.gflopsPerSecond
+            printResults([gemm, result], format: options.format, threads: BLAS.threads)
         }
     }
 }

@@ -77,7 +77,7 @@ final class CLITests: XCTestCase {
                             "--reps", "1", "--format", "json")
         XCTAssertEqual(r.status, 0, r.err)
         let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
-        let result = (json["results"] as! [[String: Any]])[0]
+        let result = (json["results"] as! [[String: Any]])[1]
         let extra = result["extra"] as! [String: Double]
         XCTAssertGreaterThan(extra["tokens_per_second"]!, 0)
         XCTAssertEqual(extra["counted_over_analytic_flops"]!, 1)
