@@ -2,7 +2,7 @@
 /// computes it (bilinear with align_corners = false and no antialiasing; nearest).
 public enum Resize {
     /// Source coordinate and blend weight along one axis (PyTorch's area_pixel_compute_source_index).
-    private static func bilinearTaps(out: Int, in n: Int) -> [(lo: Int, hi: Int, w: Float)] {
+    private static func axisTaps(out: Int, in n: Int) -> [(lo: Int, hi: Int, w: Float)] {
         let scale = Double(n) / Double(out)
         return (0..<out).map { o in
             let src = max(0, (Double(o) + 0.5) * scale - 0.5)
@@ -12,17 +12,29 @@ public enum Resize {
         }
     }
 
+    /// For every output cell (raster order), its four input cells and their blend weights.
+    private static func bilinearTaps(inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int) -> [[(cell: Int, weight: Float)]] {
+        let rows = axisTaps(out: outHeight, in: inHeight), cols = axisTaps(out: outWidth, in: inWidth)
+        var taps: [[(cell: Int, weight: Float)]] = []
+        for ry in rows {
+            for rx in cols {
+                let top = ry.lo * inWidth, bottom = ry.hi * inWidth
+                taps.append([(top + rx.lo, (1 - ry.w) * (1 - rx.w)), (top + rx.hi, (1 - ry.w) * rx.w),
+                             (bottom + rx.lo, ry.w * (1 - rx.w)), (bottom + rx.hi, ry.w * rx.w)])
+            }
+        }
+        return taps
+    }
+
     public static func bilinearForward(x: FloatPtr, inHeight: Int, inWidth: Int, channels c: Int,
                                        y: FloatPtr, outHeight: Int, outWidth: Int) {
-        let rows = bilinearTaps(out: outHeight, in: inHeight), cols = bilinearTaps(out: outWidth, in: inWidth)
-        for (oy, ry) in rows.enumerated() {
-            for (ox, rx) in cols.enumerated() {
-                let dst = y + (oy * outWidth + ox) * c
-                let w00 = (1 - ry.w) * (1 - rx.w), w01 = (1 - ry.w) * rx.w
-                let w10 = ry.w * (1 - rx.w), w11 = ry.w * rx.w
-                let p00 = x + (ry.lo * inWidth + rx.lo) * c, p01 = x + (ry.lo * inWidth + rx.hi) * c
-                let p10 = x + (ry.hi * inWidth + rx.lo) * c, p11 = x + (ry.hi * inWidth + rx.hi) * c
-                for k in 0..<c { dst[k] = w00 * p00[k] + w01 * p01[k] + w10 * p10[k] + w11 * p11[k] }
+        let taps = bilinearTaps(inHeight: inHeight, inWidth: inWidth, outHeight: outHeight, outWidth: outWidth)
+        for (o, cellTaps) in taps.enumerated() {
+            let dst = y + o * c
+            dst.update(repeating: 0, count: c)
+            for (cell, w) in cellTaps {
+                let src = x + cell * c
+                for k in 0..<c { dst[k] += w * src[k] }
             }
         }
     }
@@ -30,44 +42,38 @@ public enum Resize {
     /// Accumulates dx with each output gradient spread over its four taps.
     public static func bilinearBackward(dy: FloatPtr, outHeight: Int, outWidth: Int, channels c: Int,
                                         dx: FloatPtr, inHeight: Int, inWidth: Int) {
-        let rows = bilinearTaps(out: outHeight, in: inHeight), cols = bilinearTaps(out: outWidth, in: inWidth)
-        for (oy, ry) in rows.enumerated() {
-            for (ox, rx) in cols.enumerated() {
-                let src = dy + (oy * outWidth + ox) * c
-                let taps: [(Int, Int, Float)] = [(ry.lo, rx.lo, (1 - ry.w) * (1 - rx.w)), (ry.lo, rx.hi, (1 - ry.w) * rx.w),
-                                                 (ry.hi, rx.lo, ry.w * (1 - rx.w)), (ry.hi, rx.hi, ry.w * rx.w)]
-                for (iy, ix, w) in taps where w != 0 {
-                    let dst = dx + (iy * inWidth + ix) * c
-                    for k in 0..<c { dst[k] += w * src[k] }
-                }
+        let taps = bilinearTaps(inHeight: inHeight, inWidth: inWidth, outHeight: outHeight, outWidth: outWidth)
+        for (o, cellTaps) in taps.enumerated() {
+            let src = dy + o * c
+            for (cell, w) in cellTaps where w != 0 {
+                let dst = dx + cell * c
+                for k in 0..<c { dst[k] += w * src[k] }
             }
         }
     }
 
-    /// PyTorch's 'nearest': source index floor(o · in/out).
-    private static func nearestTap(_ o: Int, out: Int, in n: Int) -> Int { min(o * n / out, n - 1) }
+    /// For every output cell (raster order), the input cell it copies: PyTorch's 'nearest',
+    /// source index floor(o · in/out) per axis.
+    private static func nearestSources(inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int) -> [Int] {
+        func tap(_ o: Int, out: Int, in n: Int) -> Int { min(o * n / out, n - 1) }
+        return (0..<outHeight * outWidth).map { o in
+            tap(o / outWidth, out: outHeight, in: inHeight) * inWidth + tap(o % outWidth, out: outWidth, in: inWidth)
+        }
+    }
 
     public static func nearestForward(x: FloatPtr, inHeight: Int, inWidth: Int, channels c: Int,
                                       y: FloatPtr, outHeight: Int, outWidth: Int) {
-        for oy in 0..<outHeight {
-            let iy = nearestTap(oy, out: outHeight, in: inHeight)
-            for ox in 0..<outWidth {
-                let ix = nearestTap(ox, out: outWidth, in: inWidth)
-                (y + (oy * outWidth + ox) * c).update(from: x + (iy * inWidth + ix) * c, count: c)
-            }
-        }
+        let sources = nearestSources(inHeight: inHeight, inWidth: inWidth, outHeight: outHeight, outWidth: outWidth)
+        for (o, cell) in sources.enumerated() { (y + o * c).update(from: x + cell * c, count: c) }
     }
 
     /// Accumulates dx: each input cell collects the gradients of the outputs that copied it.
     public static func nearestBackward(dy: FloatPtr, outHeight: Int, outWidth: Int, channels c: Int,
                                        dx: FloatPtr, inHeight: Int, inWidth: Int) {
-        for oy in 0..<outHeight {
-            let iy = nearestTap(oy, out: outHeight, in: inHeight)
-            for ox in 0..<outWidth {
-                let ix = nearestTap(ox, out: outWidth, in: inWidth)
-                let src = dy + (oy * outWidth + ox) * c, dst = dx + (iy * inWidth + ix) * c
-                for k in 0..<c { dst[k] += src[k] }
-            }
+        let sources = nearestSources(inHeight: inHeight, inWidth: inWidth, outHeight: outHeight, outWidth: outWidth)
+        for (o, cell) in sources.enumerated() {
+            let src = dy + o * c, dst = dx + cell * c
+            for k in 0..<c { dst[k] += src[k] }
         }
     }
 }

@@ -24,6 +24,17 @@ final class ForwardTests: XCTestCase {
         XCTAssertEqual(y.array, [0.7310586, -0.2384058, 0], accuracy: 1e-6)
     }
 
+    func testFastExpIsWithinThreeTenMillionthsOfExp() {
+        var x: Float = -87
+        while x < 88 {
+            XCTAssertEqual(Double(fastExp(x)) / exp(Double(x)), 1, accuracy: 3e-7, "exp(\(x))")
+            x += 0.0137
+        }
+        XCTAssertEqual(fastExp(-88), 0, "below the normal range: 0, as softmax wants")
+        XCTAssertEqual(fastExp(-.infinity), 0)
+        XCTAssertEqual(fastExp(0), 1)
+    }
+
     func testRMSNormValue() {
         let x = Tensor(shape: [1, 2], values: [3, 4]), w = Tensor(shape: [2], values: [1, 2])
         let y = Tensor(shape: [1, 2]), rstd = Tensor(shape: [1])

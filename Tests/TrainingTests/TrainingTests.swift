@@ -53,6 +53,26 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Split over two cores (two shards, two replicas) or run whole, a step sees the same loss and gradients.
+    func testDataParallelStepEqualsTheWholeBatch() {
+        var rng = SeededGenerator(seed: 3)
+        let batch = ToyTask.copy.batch(count: 5, lengths: 2...9, vocab: 64, rng: &rng)
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        func step(cores: Int) -> (Float, [[Float]]) {
+            BLAS.threads = cores
+            let model = LlamaModel(config: LlamaConfig.presets["tiny"]!, seed: 4)
+            let report = Trainer(model: model, recipe: TrainingRecipe(steps: 1, learningRate: 1e-3, warmupSteps: 1)).train(on: batch)
+            return (report.loss, model.parameters.map(\.grad.array))
+        }
+        let (wholeLoss, whole) = step(cores: 1), (splitLoss, split) = step(cores: 2)
+        XCTAssertEqual(wholeLoss, splitLoss, accuracy: 1e-6)
+        for (a, b) in zip(whole, split) {
+            let scale = a.map(abs).max()!
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * scale + 1e-9) }
+        }
+    }
+
     func testTrainingIsReproducibleFromTheSeed() {
         func run() -> [Float] {
             let model = LlamaModel(config: LlamaConfig.presets["tiny"]!, seed: 9)
