@@ -107,7 +107,7 @@ public enum Attention {
                                 dq: FloatPtr, dk: FloatPtr, dv: FloatPtr,
                                 mask: AttentionMask, layout: HeadLayout) {
         let nq = mask.queries, nk = mask.keys, hd = layout.headDim, qw = layout.queryWidth, kw = layout.kvWidth
-        let spans = (0..<nq).map { mask.span(ofRow: $0) }, blocks = mask.blocks
+        let blocks = mask.blocks
         let scratch: [FloatPtr] = (0..<Parallel.workers).map { _ in .allocate(capacity: AttentionMask.rowBlock * nk) }
         defer { scratch.forEach { $0.deallocate() } }
         let group = layout.heads / layout.kvHeads
@@ -120,7 +120,7 @@ public enum Attention {
                     // dP = dO·Vᵀ over the block's keys, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
                     BLAS.gemm(transB: true, m: rows.count, n: keys.count, k: hd, a: dOut + r0 * qw + h * hd, lda: qw,
                               b: v + keys.lowerBound * kw + g * hd, ldb: kw, c: d, ldc: nk)
-                    for (i, r) in rows.enumerated() {
+                    for i in 0..<rows.count {
                         let pr = p + i * nk, dr = d + i * nk
                         var dot: Float = 0   // P is 0 outside the row's own span, and so is dS
                         for j in 0..<keys.count { dot += pr[j] * dr[j] }
