@@ -18,15 +18,17 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
 
         .target(name: "Kernels", dependencies: ["CBLAS"]),
-        .target(name: "Decoder", dependencies: ["Kernels"]),
+        .target(name: "LayerGraph", dependencies: ["Kernels"]),
+        .target(name: "Decoder", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [
-            "Kernels", "Decoder", "Training",
+            "Kernels", "LayerGraph", "Decoder", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "LayerGraphTests", dependencies: ["LayerGraph"]),
         .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training"],
                     resources: [.copy("Reference")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),

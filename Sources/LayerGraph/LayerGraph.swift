@@ -1,0 +1,158 @@
+import Kernels
+
+/// A (query kind, key kind) pair of groups whose attention is masked, on top of causality.
+public struct MaskedPair: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let query: GroupKind, key: GroupKind
+    /// A query still attends to its own key (the diagonal), as under mask-vv.
+    public let keepsSelf: Bool
+
+    public init(_ query: GroupKind, _ key: GroupKind, keepsSelf: Bool = false) {
+        self.query = query; self.key = key; self.keepsSelf = keepsSelf
+    }
+
+    public static func < (a: MaskedPair, b: MaskedPair) -> Bool { (a.query, a.key) < (b.query, b.key) }
+
+    public var description: String { "\(query)→\(key)" + (keepsSelf ? " (self kept)" : "") }
+}
+
+/// Small modules a layer runs besides attention and the FFN.
+public enum LightModule: Equatable, Sendable, CustomStringConvertible {
+    /// skip-vattn-ffn: v ← v + W₃·SiLU(W₂·SiLU(W₁·RMSNorm(v))), d→w→w→d, on vision tokens.
+    case visionMLP(width: Int)
+    /// ProxyV, before its first layer: each crop's vision grid resized by 1/r per side into proxies.
+    case createProxies(reduce: Int)
+    /// ProxyV, after the layer: v ← RMSNorm(W₂·SiLU(W₁·[W_in·v ; up(W_ctx·proxy)]) + v), width w.
+    case guidedUpdate(width: Int)
+    /// After the last ProxyV layer the proxies are discarded; vision tokens go on as before.
+    case dropProxies
+
+    public var description: String {
+        switch self {
+        case let .visionMLP(w): return "vision MLP (width \(w))"
+        case let .createProxies(r): return "create proxies (bilinear 1/\(r))"
+        case let .guidedUpdate(w): return "guided vision update (width \(w))"
+        case .dropProxies: return "drop proxies"
+        }
+    }
+}
+
+/// What one decoder layer does, declaratively: which token groups are attention queries, which
+/// are keys/values, which attend only to themselves, which group pairs are masked, which groups
+/// take the FFN, and which light modules run.
+public struct LayerNode: Equatable, Sendable {
+    /// Q, attention over the allowed keys, O-projection and residual.
+    public var queries: Set<GroupKind>
+    /// K and V are computed; these tokens can be attended to (causally, by position).
+    public var keys: Set<GroupKind>
+    /// No Q: the attention update is the O-projection of the token's own value.
+    public var selfOnly: Set<GroupKind>
+    public var masked: Set<MaskedPair>
+    public var ffn: Set<GroupKind>
+    public var modules: [LightModule]
+
+    static let allTokens: Set<GroupKind> = [.system, .vision, .newline, .question, .answer]
+
+    public static let baseline = LayerNode(queries: allTokens, keys: allTokens, selfOnly: [], masked: [], ffn: allTokens, modules: [])
+
+    /// Whether a query token of kind q may attend to a key token of kind k (apart from causality).
+    public func allows(query q: LayoutToken, key k: LayoutToken) -> Bool {
+        for pair in masked where pair.query == q.kind && pair.key == k.kind {
+            if !(pair.keepsSelf && q == k) { return false }
+        }
+        return true
+    }
+}
+
+/// A compiled variant: one node per decoder layer.
+public struct LayerGraph: Equatable, Sendable {
+    public let spec: VariantSpec
+    public let nodes: [LayerNode]
+
+    /// Compiles a variant for a decoder of `layers` layers and width `hidden` over vision grids of
+    /// side `grid`. Impossible settings (a layer past the last, r not dividing the grid, two
+    /// variants on one layer) are errors that say which and why.
+    public init(spec: VariantSpec, layers: Int, hidden: Int, grid: Int) throws {
+        self.spec = spec
+        var nodes = [LayerNode](repeating: .baseline, count: layers)
+        var claimedBy = [String?](repeating: nil, count: layers)
+        func fail(_ why: String) -> VariantCompileError { VariantCompileError(spec: spec.text, problem: why) }
+        for part in spec.parts where part.variant != .baseline {
+            let scheduled = part.schedule.layers(of: layers)
+            if let bad = scheduled.first(where: { $0 < 0 || $0 >= layers }) {
+                throw fail("layer \(bad) is past the last layer (\(layers - 1))")
+            }
+            for l in scheduled {
+                if let other = claimedBy[l] { throw fail("layer \(l) is claimed by both \(other) and \(part.variant.name)") }
+                claimedBy[l] = part.variant.name
+            }
+            let quarter = hidden / 4
+            switch part.variant {
+            case .baseline: break
+            case .maskVisionToVision:
+                for l in scheduled { nodes[l].masked.insert(MaskedPair(.vision, .vision, keepsSelf: true)) }
+            case let .skipVisionAttention(selfUpdate):
+                for l in scheduled {
+                    nodes[l].queries.remove(.vision)
+                    if selfUpdate { nodes[l].selfOnly.insert(.vision) }
+                }
+            case let .skipVisionBlock(width):
+                let w = width ?? quarter
+                for l in scheduled {
+                    nodes[l].queries.remove(.vision)
+                    nodes[l].ffn.remove(.vision)
+                    if w > 0 { nodes[l].modules.append(.visionMLP(width: w)) }
+                }
+            case let .proxyV(r, width):
+                guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
+                guard let first = scheduled.first, scheduled == Array(first..<(first + scheduled.count)) else {
+                    throw fail("proxyv needs a contiguous run of layers (proxies are created once and carried)")
+                }
+                let w = width ?? quarter
+                for l in scheduled {
+                    nodes[l].queries = [.system, .proxy, .newline, .question, .answer]
+                    nodes[l].keys.insert(.proxy)
+                    nodes[l].ffn = nodes[l].queries
+                    nodes[l].masked.formUnion([MaskedPair(.proxy, .vision)] + [.system, .newline, .question, .answer].map { MaskedPair($0, .proxy) })
+                    nodes[l].modules.append(.guidedUpdate(width: w))
+                }
+                nodes[first].modules.insert(.createProxies(reduce: r), at: 0)
+                nodes[scheduled.last!].modules.append(.dropProxies)
+            }
+        }
+        self.nodes = nodes
+    }
+
+    /// The layer graph as a table, one line per layer.
+    public func rendered() -> String {
+        func list(_ s: Set<GroupKind>) -> String { s.isEmpty ? "-" : s.sorted().map(\.rawValue).joined(separator: ",") }
+        var lines = ["variant \(spec.text)",
+                     "layer  queries | keys/values | self-only | masked (query→key) | FFN | light modules"]
+        for (l, n) in nodes.enumerated() {
+            let masked = n.masked.isEmpty ? "-" : n.masked.sorted().map(\.description).joined(separator: ", ")
+            let modules = n.modules.isEmpty ? "-" : n.modules.map(\.description).joined(separator: "; ")
+            lines.append(String(l).padding(toLength: 5, withPad: " ", startingAt: 0)
+                         + "  \(list(n.queries)) | \(list(n.keys)) | \(list(n.selfOnly)) | \(masked) | \(list(n.ffn)) | \(modules)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A variant that parses but cannot apply to this model.
+public struct VariantCompileError: InputError, Equatable {
+    public let spec: String
+    public let problem: String
+    public var description: String { "variant '\(spec)': \(problem)" }
+}
+
+extension Variant {
+    /// The variant's name in the text form.
+    public var name: String {
+        switch self {
+        case .baseline: return "baseline"
+        case .maskVisionToVision: return "mask-vv"
+        case .skipVisionAttention: return "skip-vattn"
+        case .skipVisionBlock: return "skip-vattn-ffn"
+        case .proxyV: return "proxyv"
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import Kernels
+
+/// Where a variant applies: layers from L to the end, a half-open range, the last ρ·N layers,
+/// or an explicit list.
+public enum Schedule: Equatable, Sendable, CustomStringConvertible {
+    case from(Int)
+    case range(Range<Int>)
+    case ratio(Double)
+    case list([Int])
+
+    /// The layers of an N-layer model this schedule names, in order.
+    public func layers(of n: Int) -> [Int] {
+        switch self {
+        case let .from(l): return Array(max(0, l)..<max(l, n))
+        case let .range(r): return Array(r)
+        case let .ratio(rho): return Array(max(0, n - Int((rho * Double(n)).rounded()))..<n)
+        case let .list(l): return l.sorted()
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .from(l): return "from:\(l)"
+        case let .range(r): return "layers:\(r.lowerBound)..<\(r.upperBound)"
+        case let .ratio(rho): return "ratio:\(rho)"
+        case let .list(l): return "layers:" + l.map(String.init).joined(separator: ",")
+        }
+    }
+}
+
+/// The decoder variants of the paper, with their parameters. Widths of `nil` mean the default,
+/// a quarter of the hidden size.
+public enum Variant: Equatable, Sendable {
+    /// The unchanged decoder.
+    case baseline
+    /// Vision→vision attention masked; a vision query keeps its own key and the text before the image.
+    case maskVisionToVision
+    /// Vision queries skipped: a vision token's attention update is the O-projection of its own
+    /// value (`selfUpdate`), or nothing. Its K/V still serve the other tokens; FFN kept.
+    case skipVisionAttention(selfUpdate: Bool)
+    /// Vision tokens skip attention and FFN; a per-layer light MLP d→w→w→d updates them (w = 0: none).
+    case skipVisionBlock(mlpWidth: Int?)
+    /// Spatial ProxyV: proxies by bilinear resize with factor r per side, created at the first
+    /// scheduled layer; full vision tokens updated by the guided vision MLP of width w.
+    case proxyV(reduce: Int, mlpWidth: Int?)
+}
+
+/// A variant with the layers it applies to.
+public struct ScheduledVariant: Equatable, Sendable {
+    public let variant: Variant
+    public let schedule: Schedule
+}
+
+/// A full variant specification: one or more scheduled variants, as written in the text form
+///
+///     spec     := part ('+' part)*
+///     part     := name ['(' key=value (',' key=value)* ')'] ['@' schedule]
+///     schedule := 'from:' L | 'layers:' a '..<' b | 'layers:' l (',' l)* | 'ratio:' ρ
+///
+/// Names and parameters: `baseline`; `mask-vv`; `skip-vattn(self=true|false)`;
+/// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`. A part without a
+/// schedule applies to every layer. Examples: `proxyv(r=4)@from:12`,
+/// `skip-vattn-ffn(mlp=256)@ratio:0.5`, `mask-vv@layers:0..<4+skip-vattn@from:4`.
+public struct VariantSpec: Equatable, Sendable, CustomStringConvertible {
+    public let parts: [ScheduledVariant]
+    public let text: String
+
+    public var description: String { text }
+
+    public static let baseline = VariantSpec(parts: [ScheduledVariant(variant: .baseline, schedule: .from(0))], text: "baseline")
+
+    private init(parts: [ScheduledVariant], text: String) { self.parts = parts; self.text = text }
+
+    public init(_ text: String) throws {
+        var parser = VariantParser(text: text)
+        self.init(parts: try parser.parseSpec(), text: text)
+    }
+}
+
+/// A variant text that does not parse: the column of the offending character and what was expected.
+public struct VariantSyntaxError: InputError, Equatable {
+    public let text: String
+    public let column: Int      // 1-based
+    public let expected: String
+
+    public var description: String {
+        "variant '\(text)', column \(column): expected \(expected)\n  \(text)\n  " + String(repeating: " ", count: column - 1) + "^"
+    }
+}
+
+struct VariantParser {
+    let text: String
+    private let chars: [Character]
+    private var at = 0
+
+    init(text: String) {
+        self.text = text
+        chars = Array(text)
+    }
+
+    mutating func parseSpec() throws -> [ScheduledVariant] {
+        var parts = [try parsePart()]
+        skipSpaces()
+        while at < chars.count {
+            try expect("+", "'+' and another variant, or the end")
+            parts.append(try parsePart())
+            skipSpaces()
+        }
+        return parts
+    }
+
+    private mutating func parsePart() throws -> ScheduledVariant {
+        skipSpaces()
+        let nameStart = at
+        let name = word { $0.isLetter || $0.isNumber || $0 == "-" }
+        guard !name.isEmpty else { throw failure(at, "a variant name (\(VariantParser.names.joined(separator: ", ")))") }
+        var arguments: [(key: String, value: String, column: Int)] = []
+        skipSpaces()
+        if peek == "(" {
+            at += 1
+            repeat {
+                skipSpaces()
+                let keyColumn = at
+                let key = word { $0.isLetter }
+                guard !key.isEmpty else { throw failure(at, "a parameter name") }
+                skipSpaces()
+                try expect("=", "'=' after '\(key)'")
+                skipSpaces()
+                let value = word { $0.isLetter || $0.isNumber || $0 == "." }
+                guard !value.isEmpty else { throw failure(at, "a value for '\(key)'") }
+                arguments.append((key, value, keyColumn))
+                skipSpaces()
+            } while consume(",")
+            try expect(")", "',' or ')'")
+        }
+        let variant = try makeVariant(name, column: nameStart, arguments: arguments)
+        skipSpaces()
+        var schedule = Schedule.from(0)
+        if consume("@") { schedule = try parseSchedule() }
+        return ScheduledVariant(variant: variant, schedule: schedule)
+    }
+
+    private mutating func parseSchedule() throws -> Schedule {
+        skipSpaces()
+        let kindColumn = at
+        let kind = word { $0.isLetter }
+        try expect(":", "':' after the schedule kind")
+        switch kind {
+        case "from": return .from(try integer())
+        case "ratio":
+            let column = at
+            let text = word { $0.isNumber || $0 == "." }
+            guard let rho = Double(text), rho >= 0, rho <= 1 else { throw failure(column, "a ratio between 0 and 1") }
+            return .ratio(rho)
+        case "layers":
+            let first = try integer()
+            if consume("..<") {
+                let end = try integer()
+                guard end >= first else { throw failure(at - 1, "an end layer not below \(first)") }
+                return .range(first..<end)
+            }
+            var list = [first]
+            while consume(",") { list.append(try integer()) }
+            return .list(list)
+        default:
+            throw failure(kindColumn, "a schedule: from:L, layers:a..<b, layers:l,m,…, or ratio:ρ")
+        }
+    }
+
+    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv"]
+
+    private func makeVariant(_ name: String, column: Int, arguments: [(key: String, value: String, column: Int)]) throws -> Variant {
+        var args = Dictionary(arguments.map { ($0.key, ($0.value, $0.column)) }, uniquingKeysWith: { first, _ in first })
+        func take(_ key: String) -> (String, Int)? { args.removeValue(forKey: key) }
+        func integer(_ key: String) throws -> Int? {
+            guard let (v, c) = take(key) else { return nil }
+            guard let n = Int(v), n >= 0 else { throw failure(c, "a whole number for '\(key)', got '\(v)'") }
+            return n
+        }
+        let variant: Variant
+        switch name {
+        case "baseline": variant = .baseline
+        case "mask-vv": variant = .maskVisionToVision
+        case "skip-vattn":
+            var selfUpdate = true
+            if let (v, c) = take("self") {
+                guard let b = Bool(v) else { throw failure(c, "true or false for 'self', got '\(v)'") }
+                selfUpdate = b
+            }
+            variant = .skipVisionAttention(selfUpdate: selfUpdate)
+        case "skip-vattn-ffn": variant = .skipVisionBlock(mlpWidth: try integer("mlp"))
+        case "proxyv":
+            let r = try integer("r") ?? 4
+            if r < 1 { throw failure(column, "a reduce factor r ≥ 1") }
+            variant = .proxyV(reduce: r, mlpWidth: try integer("mlp"))
+        default: throw failure(column, "a variant name (\(VariantParser.names.joined(separator: ", "))), got '\(name)'")
+        }
+        if let (key, (_, c)) = args.min(by: { $0.value.1 < $1.value.1 }) {
+            throw failure(c, "no parameter '\(key)' for \(name)")
+        }
+        return variant
+    }
+
+    // MARK: characters
+
+    private var peek: Character? { at < chars.count ? chars[at] : nil }
+
+    private mutating func skipSpaces() { while peek == " " { at += 1 } }
+
+    private mutating func word(_ allowed: (Character) -> Bool) -> String {
+        let start = at
+        while let c = peek, allowed(c) { at += 1 }
+        return String(chars[start..<at])
+    }
+
+    private mutating func integer() throws -> Int {
+        skipSpaces()
+        let start = at
+        guard let n = Int(word { $0.isNumber }) else { throw failure(start, "a layer number") }
+        skipSpaces()
+        return n
+    }
+
+    private mutating func consume(_ s: String) -> Bool {
+        let c = Array(s)
+        guard at + c.count <= chars.count, Array(chars[at..<at + c.count]) == c else { return false }
+        at += c.count
+        return true
+    }
+
+    private mutating func expect(_ s: String, _ what: String) throws {
+        guard consume(s) else { throw failure(at, what) }
+    }
+
+    private func failure(_ index: Int, _ expected: String) -> VariantSyntaxError {
+        VariantSyntaxError(text: text, column: index + 1, expected: expected)
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Decoder
+import LayerGraph
+
+struct Graph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the compiled layer graph of a variant: per layer, who queries, who is attended, what is masked, what runs.")
+
+    @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
+    var model = "tiny"
+    @Option(help: "Variant in the text form, e.g. 'proxyv(r=4)@from:2' (see README, 'Variants').")
+    var variant = "baseline"
+    @Option(help: "Vision grid side G (patches per crop side).")
+    var grid = 24
+
+    func run() throws {
+        let config = try presetConfig(model)
+        let graph = try reportingBadInput {
+            try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid)
+        }
+        print("model \(model): \(config.layers) layers, hidden \(config.hidden); vision grid \(grid)×\(grid) per crop")
+        print(graph.rendered())
+    }
+}
