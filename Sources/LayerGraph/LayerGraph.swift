@@ -78,6 +78,7 @@ public struct LayerGraph: Equatable, Sendable {
         func fail(_ why: String) -> VariantCompileError { VariantCompileError(spec: spec.text, problem: why) }
         for part in spec.parts where part.variant != .baseline {
             let scheduled = part.schedule.layers(of: layers)
+            if scheduled.isEmpty { continue }
             if let bad = scheduled.first(where: { $0 < 0 || $0 >= layers }) {
                 throw fail("layer \(bad) is past the last layer (\(layers - 1))")
             }

@@ -1,0 +1,310 @@
+import Kernels
+import LayerGraph
+
+/// A decoder whose layers follow a compiled layer graph, with the modules the variant adds.
+public final class GraphModel {
+    public let decoder: LlamaModel
+    public let graph: LayerGraph
+    public let modules: VariantModules
+
+    public init(decoder: LlamaModel, graph: LayerGraph, modules: VariantModules) {
+        precondition(graph.nodes.count == decoder.config.layers, "the graph has one node per decoder layer")
+        self.decoder = decoder
+        self.graph = graph
+        self.modules = modules
+    }
+
+    /// A fresh variant of `decoder`: the graph's new modules get seeded random weights.
+    public convenience init(decoder: LlamaModel, graph: LayerGraph, seed: UInt64) {
+        self.init(decoder: decoder, graph: graph, modules: VariantModules(graph: graph, hidden: decoder.config.hidden, seed: seed))
+    }
+
+    public var config: LlamaConfig { decoder.config }
+    public var parameters: [Parameter] { decoder.parameters + modules.parameters }
+    public func zeroGradients() { for p in parameters { p.grad.zero() } }
+}
+
+/// One layer's forward, as the graph node says, with everything its backward needs.
+final class GraphLayerTape {
+    let layout: TokenLayout              // tokens the layer works on (proxies included once created)
+    let created: (full: [Int], reduce: Int)?   // rows of the vision tokens the proxies were made from
+    let x: Tensor                        // the layer's input rows (proxy rows appended when created)
+    var normed = Tensor(shape: [0]), rstd = Tensor(shape: [0])
+    var queryRows: [Int] = [], keyRows: [Int] = [], selfRows: [Int] = [], ffnRows: [Int] = []
+    var q = Tensor(shape: [0]), k = Tensor(shape: [0]), v = Tensor(shape: [0])
+    var normedQ = Tensor(shape: [0]), normedK = Tensor(shape: [0])
+    var queryAngles: RotaryAngles?, keyAngles: RotaryAngles?
+    var mask = AttentionMask(queries: 0, keys: 0) { _, _ in false }
+    var probs = Tensor(shape: [0]), attended = Tensor(shape: [0]), selfValues = Tensor(shape: [0])
+    var mid = Tensor(shape: [0])
+    /// The residual stream after the attention block, before the FFN (kept for inspection).
+    var afterAttention = Tensor(shape: [0])
+    var ffnIn = Tensor(shape: [0]), ffnNormed = Tensor(shape: [0]), ffnRstd = Tensor(shape: [0])
+    var gate = Tensor(shape: [0]), up = Tensor(shape: [0]), hidden = Tensor(shape: [0])
+    var lightRows: [Int] = [], light: LightMLP.Tape?
+    var guidedFull: [Int] = [], guidedProxies: [Int] = [], guided: GuidedUpdate.Tape?
+    var outputLayout: TokenLayout
+    var keptRows: [Int] = []              // rows of the layer's tokens that leave it (proxies dropped)
+
+    init(layout: TokenLayout, x: Tensor, created: (full: [Int], reduce: Int)?) {
+        self.layout = layout; self.x = x; self.created = created; outputLayout = layout
+    }
+}
+
+/// A forward (and backward) pass of a `GraphModel` over one multimodal sequence, given as a token
+/// layout and the input embedding of every token (text embeddings and projected vision features).
+public final class GraphPass {
+    public let model: GraphModel
+    public let layout: TokenLayout
+    /// The tokens leaving the last layer, and their logits [rows, vocab].
+    public private(set) var finalLayout: TokenLayout
+    public private(set) var logits = Tensor(shape: [0])
+    /// The gradient of the loss with respect to the input embeddings, after `backward()`.
+    public private(set) var inputGradient = Tensor(shape: [0])
+    public private(set) var lossSum = 0.0
+    public private(set) var countedTargets = 0
+
+    let inputs: Tensor
+    let targets: [LayoutToken: Int32]
+    private(set) var tapes: [GraphLayerTape] = []
+    private var finalHidden = Tensor(shape: [0]), finalNormed = Tensor(shape: [0]), finalRstd = Tensor(shape: [0])
+    private var lse = Tensor(shape: [0]), finalTargets: [Int32] = []
+    /// The reduce factor of the proxies alive between a ProxyV variant's first and last layer.
+    private var proxyReduce: Int?
+
+    /// `targets` gives the next-token target of tokens that carry loss (by token, so packing does not matter).
+    public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:]) {
+        precondition(inputs.shape == [layout.count, model.config.hidden], "one input embedding per token")
+        self.model = model
+        self.layout = layout
+        self.inputs = inputs
+        self.targets = targets
+        finalLayout = layout
+    }
+
+    var config: LlamaConfig { model.config }
+
+    /// Runs every layer; returns the mean loss over the tokens with targets (0 if none).
+    @discardableResult
+    public func forward() -> Float {
+        tapes = []
+        var x = inputs, current = layout
+        for (l, node) in model.graph.nodes.enumerated() {
+            let tape = layerForward(l, node: node, x: x, layout: current)
+            tapes.append(tape)
+            x = gather(tape.mid, rows: tape.keptRows)
+            current = tape.outputLayout
+        }
+        finalLayout = current
+        finalHidden = x
+        (finalNormed, finalRstd) = x.rmsNorm(model.decoder.finalNorm, eps: config.normEps)
+        logits = finalNormed.linear(model.decoder.head)
+        finalTargets = current.tokens.map { targets[$0] ?? -1 }
+        lse = Tensor(shape: [current.count])
+        (lossSum, countedTargets) = CrossEntropy.forward(logits: logits.data, targets: finalTargets, lse: lse.data, vocab: config.vocab)
+        return countedTargets > 0 ? Float(lossSum / Double(countedTargets)) : 0
+    }
+
+    /// Accumulates the gradient of lossSum / normalizer (default: the mean loss) into every
+    /// parameter and into `inputGradient`.
+    public func backward(normalizer: Int? = nil) {
+        let normalizer = normalizer ?? countedTargets
+        let dLogits = Tensor(shape: logits.shape)
+        if normalizer > 0 {
+            CrossEntropy.backward(logits: logits.data, targets: finalTargets, lse: lse.data, dLogits: dLogits.data,
+                                  vocab: config.vocab, scale: 1 / Float(normalizer))
+        }
+        var dx = dLogits.linearBackward(model.decoder.head, input: finalNormed)
+            .rmsNormBackward(model.decoder.finalNorm, input: finalHidden, rstd: finalRstd)
+        for (l, tape) in tapes.enumerated().reversed() {
+            dx = layerBackward(l, tape: tape, dOut: dx)
+        }
+        inputGradient = dx
+    }
+
+    /// The attention weights of a layer: its query tokens, key tokens and [heads, queries, keys].
+    public func attention(layer l: Int) -> (queries: [LayoutToken], keys: [LayoutToken], probs: Tensor) {
+        let t = tapes[l]
+        return (t.queryRows.map { t.layout.tokens[$0] }, t.keyRows.map { t.layout.tokens[$0] }, t.probs)
+    }
+
+    /// A layer's tokens with their hidden states entering it and leaving its attention block.
+    public func attentionBlock(layer l: Int) -> (tokens: [LayoutToken], entering: Tensor, leaving: Tensor) {
+        (tapes[l].layout.tokens, tapes[l].x, tapes[l].afterAttention)
+    }
+
+    /// The keys and values a layer computed (after RoPE), with their tokens: what a KV cache holds.
+    func keysAndValues(layer l: Int) -> (tokens: [LayoutToken], k: Tensor, v: Tensor) {
+        let t = tapes[l]
+        return (t.keyRows.map { t.layout.tokens[$0] }, t.k, t.v)
+    }
+
+    // MARK: one layer
+
+    private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, layout inputLayout: TokenLayout) -> GraphLayerTape {
+        let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
+        // Proxies are made from the layer's input vision tokens and join the tokens of the layer.
+        var layout = inputLayout, x = input, created: (full: [Int], reduce: Int)?
+        for case let .createProxies(r) in node.modules {
+            let full = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
+            let proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: layout.grid, reduce: r)
+            layout = layout.appending(layout.proxyTokens(perCrop: (layout.grid / r) * (layout.grid / r)))
+            let grown = Tensor(shape: [layout.count, d])
+            grown.data.update(from: x.data, count: x.count)
+            (grown.data + x.count).update(from: proxies.data, count: proxies.count)
+            x = grown
+            created = (full, r)
+            proxyReduce = r
+        }
+        let t = GraphLayerTape(layout: layout, x: x, created: created)
+        let tokens = layout.tokens
+        t.queryRows = layout.rows(of: node.queries)
+        t.keyRows = layout.rows(of: node.keys.union(node.selfOnly))
+        t.selfRows = layout.rows(of: node.selfOnly)
+        t.ffnRows = layout.rows(of: node.ffn)
+        (t.normed, t.rstd) = x.rmsNorm(layer.attentionNorm, eps: c.normEps)
+
+        // Attention: queries over keys, causal by position, with the node's masked pairs.
+        let rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
+        t.normedQ = gather(t.normed, rows: t.queryRows)
+        t.normedK = gather(t.normed, rows: t.keyRows)
+        t.q = t.normedQ.linear(layer.query)
+        t.k = t.normedK.linear(layer.key)
+        t.v = t.normedK.linear(layer.value)
+        t.queryAngles = rope.angles(for: t.queryRows.map { tokens[$0].position })
+        t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
+        t.queryAngles!.rotate(t.q.data, heads: c.heads)
+        t.keyAngles!.rotate(t.k.data, heads: c.kvHeads)
+        let keyable = t.keyRows.map { node.keys.contains(tokens[$0].kind) }
+        t.mask = AttentionMask(queries: t.queryRows.count, keys: t.keyRows.count) { i, j in
+            let q = tokens[t.queryRows[i]], k = tokens[t.keyRows[j]]
+            return keyable[j] && k.position <= q.position && node.allows(query: q, key: k)
+        }
+        t.probs = Tensor(shape: [c.heads * t.queryRows.count * t.keyRows.count])
+        t.attended = Tensor(shape: [t.queryRows.count, d])
+        Attention.forward(q: t.q.data, k: t.k.data, v: t.v.data, out: t.attended.data, probs: t.probs.data,
+                          mask: t.mask, layout: hl)
+        t.mid = x.copy()
+        scatterAdd(t.attended.linear(layer.output), rows: t.queryRows, into: t.mid)
+
+        // Self-only tokens: the attention update is O·(own value), each head reading its kv head.
+        if !t.selfRows.isEmpty {
+            let keyIndex = Dictionary(uniqueKeysWithValues: t.keyRows.enumerated().map { ($1, $0) })
+            t.selfValues = Tensor(shape: [t.selfRows.count, d])
+            for (i, r) in t.selfRows.enumerated() {
+                for h in 0..<c.heads {
+                    (t.selfValues.data + i * d + h * c.headDim).update(
+                        from: t.v.data + keyIndex[r]! * hl.kvWidth + hl.kvHead(of: h) * c.headDim, count: c.headDim)
+                }
+            }
+            scatterAdd(t.selfValues.linear(layer.output), rows: t.selfRows, into: t.mid)
+        }
+
+        t.afterAttention = t.mid.copy()
+
+        // FFN on its groups.
+        if !t.ffnRows.isEmpty {
+            t.ffnIn = gather(t.mid, rows: t.ffnRows)
+            (t.ffnNormed, t.ffnRstd) = t.ffnIn.rmsNorm(layer.ffnNorm, eps: c.normEps)
+            let n = t.ffnRows.count
+            t.gate = Tensor(shape: [n, c.ffn]); t.up = Tensor(shape: [n, c.ffn]); t.hidden = Tensor(shape: [n, c.ffn])
+            let y = Tensor(shape: [n, d])
+            SwiGLU.forward(x: t.ffnNormed.data, weights: layer.ffnWeights, y: y.data,
+                           saved: .init(gate: t.gate.data, up: t.up.data, hidden: t.hidden.data), rows: n, dim: d, ffn: c.ffn)
+            scatterAdd(y, rows: t.ffnRows, into: t.mid)
+        }
+
+        // Light modules on the vision tokens (t.mid is now the layer's output).
+        for module in node.modules {
+            switch module {
+            case .visionMLP:
+                t.lightRows = layout.rows(of: [.vision])
+                let (y, tape) = model.modules.lightMLPs[l]!.forward(gather(t.mid, rows: t.lightRows), eps: c.normEps)
+                scatter(y, rows: t.lightRows, into: t.mid)
+                t.light = tape
+            case .guidedUpdate:
+                t.guidedFull = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
+                t.guidedProxies = proxyRows(layout)
+                let (y, tape) = model.modules.guidedUpdates[l]!.forward(
+                    full: gather(t.mid, rows: t.guidedFull), proxies: gather(t.mid, rows: t.guidedProxies),
+                    grid: layout.grid, reduce: proxyReduce!, eps: c.normEps)
+                scatter(y, rows: t.guidedFull, into: t.mid)
+                t.guided = tape
+            case .createProxies, .dropProxies:
+                break
+            }
+        }
+        // After the last ProxyV layer the proxies leave; everything else goes on to the next layer.
+        t.keptRows = node.modules.contains(.dropProxies) ? layout.rows(of: Set(GroupKind.allCases).subtracting([.proxy]))
+                                                         : Array(layout.tokens.indices)
+        t.outputLayout = layout.keeping(rows: t.keptRows)
+        return t
+    }
+
+    /// Rows of the proxies, crop by crop in raster order.
+    private func proxyRows(_ layout: TokenLayout) -> [Int] {
+        layout.rows(of: [.proxy]).sorted { (layout.tokens[$0].crop, layout.tokens[$0].index) < (layout.tokens[$1].crop, layout.tokens[$1].index) }
+    }
+
+    private func layerBackward(_ l: Int, tape t: GraphLayerTape, dOut: Tensor) -> Tensor {
+        let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
+        // dMid: the gradient at the layer's output rows, proxies (if dropped) receiving none.
+        let dMid = Tensor(shape: t.mid.shape)
+        scatter(dOut, rows: t.keptRows, into: dMid)
+        if let tape = t.guided {
+            let (dFull, dProxies) = model.modules.guidedUpdates[l]!.backward(gather(dMid, rows: t.guidedFull), tape: tape)
+            scatter(dFull, rows: t.guidedFull, into: dMid)
+            scatterAdd(dProxies, rows: t.guidedProxies, into: dMid)
+        }
+        if let tape = t.light {
+            scatter(model.modules.lightMLPs[l]!.backward(gather(dMid, rows: t.lightRows), tape: tape), rows: t.lightRows, into: dMid)
+        }
+        // FFN: out = mid + FFN(norm(mid)) on its rows.
+        if !t.ffnRows.isEmpty {
+            let n = t.ffnRows.count
+            let dy = gather(dMid, rows: t.ffnRows), dNormed = Tensor(shape: [n, d])
+            let scratch = (Tensor(shape: [n, c.ffn]), Tensor(shape: [n, c.ffn]))
+            withExtendedLifetime(scratch) {
+                SwiGLU.backward(dy: dy.data, x: t.ffnNormed.data, weights: layer.ffnWeights,
+                                saved: .init(gate: t.gate.data, up: t.up.data, hidden: t.hidden.data), dx: dNormed.data,
+                                dGate: layer.gate.grad.data, dUp: layer.up.grad.data, dDown: layer.down.grad.data,
+                                scratch: (scratch.0.data, scratch.1.data), rows: n, dim: d, ffn: c.ffn)
+            }
+            scatterAdd(dNormed.rmsNormBackward(layer.ffnNorm, input: t.ffnIn, rstd: t.ffnRstd), rows: t.ffnRows, into: dMid)
+        }
+        // Attention: mid = x + O·attention (queries) + O·own value (self-only).
+        let dx = dMid.copy()
+        let dq = Tensor(shape: t.q.shape), dk = Tensor(shape: t.k.shape), dv = Tensor(shape: t.v.shape)
+        if !t.selfRows.isEmpty {
+            let dSelf = gather(dMid, rows: t.selfRows).linearBackward(layer.output, input: t.selfValues)
+            let keyIndex = Dictionary(uniqueKeysWithValues: t.keyRows.enumerated().map { ($1, $0) })
+            for (i, r) in t.selfRows.enumerated() {
+                for h in 0..<c.heads {
+                    let src = dSelf.data + i * d + h * c.headDim, dst = dv.data + keyIndex[r]! * hl.kvWidth + hl.kvHead(of: h) * c.headDim
+                    for j in 0..<c.headDim { dst[j] += src[j] }
+                }
+            }
+        }
+        let dAttended = gather(dMid, rows: t.queryRows).linearBackward(layer.output, input: t.attended)
+        Attention.backward(dOut: dAttended.data, q: t.q.data, k: t.k.data, v: t.v.data, probs: t.probs.data,
+                           dq: dq.data, dk: dk.data, dv: dv.data, mask: t.mask, layout: hl)
+        t.queryAngles!.rotateBack(dq.data, heads: c.heads)
+        t.keyAngles!.rotateBack(dk.data, heads: c.kvHeads)
+        let dNormed = Tensor(shape: t.normed.shape)
+        scatterAdd(dq.linearBackward(layer.query, input: t.normedQ), rows: t.queryRows, into: dNormed)
+        let dNormedK = dk.linearBackward(layer.key, input: t.normedK)
+        dv.linearBackward(layer.value, input: t.normedK, into: dNormedK)
+        scatterAdd(dNormedK, rows: t.keyRows, into: dNormed)
+        dNormed.rmsNormBackward(layer.attentionNorm, input: t.x, rstd: t.rstd, into: dx)
+        // Proxies made in this layer pass their gradient back to the vision tokens they came from.
+        guard let created = t.created else { return dx }
+        let inputCount = t.x.shape[0] - t.layout.rows(of: [.proxy]).count
+        let dInput = Tensor(shape: [inputCount, d])
+        dInput.data.update(from: dx.data, count: inputCount * d)
+        let dFull = Tensor(shape: [created.full.count, d])
+        SpatialProxies.backward(gather(dx, rows: proxyRows(t.layout)), grid: t.layout.grid, reduce: created.reduce, into: dFull)
+        scatterAdd(dFull, rows: created.full, into: dInput)
+        return dInput
+    }
+}
+

@@ -1,0 +1,198 @@
+import Decoder
+import Kernels
+import LayerGraph
+import XCTest
+
+/// The layer-graph executor: every variant against its definition.
+final class GraphExecutorTests: XCTestCase {
+    let config = LlamaConfig(hidden: 16, layers: 3, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
+    let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3, answer: 2)
+
+    func model(_ variant: String, seed: UInt64 = 1) throws -> GraphModel {
+        let decoder = LlamaModel(config: config, seed: seed)
+        for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }  // non-trivial mixing
+        let graph = try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: layout.grid)
+        let m = GraphModel(decoder: decoder, graph: graph, seed: seed + 100)
+        for p in m.modules.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
+        return m
+    }
+
+    var inputs: Tensor { randomInputs(rows: layout.count, seed: 7) }
+
+    /// Loss on the question and answer tokens (next-token targets drawn at random).
+    var targets: [LayoutToken: Int32] {
+        var rng = SeededGenerator(seed: 8)
+        return Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .question || $0.kind == .answer || $0.kind == .newline }
+            .map { ($0, Int32(rng.nextInt(below: config.vocab))) })
+    }
+
+    func run(_ m: GraphModel, layout: TokenLayout? = nil, inputs: Tensor? = nil) -> GraphPass {
+        let pass = GraphPass(model: m, layout: layout ?? self.layout, inputs: inputs ?? self.inputs, targets: targets)
+        pass.forward()
+        return pass
+    }
+
+    /// The logits of each token, keyed by token (independent of packing).
+    func logitsByToken(_ pass: GraphPass) -> [LayoutToken: [Float]] {
+        let v = config.vocab
+        return Dictionary(uniqueKeysWithValues: pass.finalLayout.tokens.enumerated().map { i, t in
+            (t, Array(UnsafeBufferPointer(start: pass.logits.data + i * v, count: v)))
+        })
+    }
+
+    func testBaselineGraphMatchesTheDecoderPass() throws {
+        let m = try model("baseline")
+        // Text-only layout: embeddings from the token ids, so DecoderPass can run the same sequence.
+        let text = TokenLayout(grid: 1, crops: 0, system: 3, question: 4)
+        let ids: [Int32] = [1, 5, 2, 9, 9, 0, 4]
+        let embedded = Tensor(shape: [ids.count, config.hidden])
+        Embedding.forward(ids: ids, table: m.decoder.embedding.value.data, out: embedded.data, dim: config.hidden)
+        let graph = GraphPass(model: m, layout: text, inputs: embedded)
+        graph.forward()
+        let plain = DecoderPass(model: m.decoder, batch: TokenBatch(inputs: [ids], targets: [ids]), keepActivations: false)
+        plain.forward()
+        XCTAssertEqual(graph.logits.array, plain.logits.array, accuracy: 1e-4)
+    }
+
+    func testEmptySchedulesEqualBaselineExactly() throws {
+        let base = run(try model("baseline")).logits.array
+        for v in ["mask-vv@layers:0..<0", "skip-vattn@layers:1..<1", "skip-vattn-ffn@ratio:0", "proxyv(r=2)@layers:3..<3"] {
+            XCTAssertEqual(run(try model(v)).logits.array, base, v)
+        }
+        XCTAssertNotEqual(run(try model("mask-vv@from:1")).logits.array, base, "a real schedule changes the output")
+    }
+
+    /// Packing is an implementation detail: permuting the rows gives every token the same logits.
+    func testPackingOrderDoesNotChangeResults() throws {
+        var rng = SeededGenerator(seed: 11)
+        var order = Array(0..<layout.count)
+        order.shuffle(using: &rng)
+        let permutedInputs = Tensor(shape: inputs.shape)
+        let original = inputs, d = config.hidden
+        for (i, r) in order.enumerated() { (permutedInputs.data + i * d).update(from: original.data + r * d, count: d) }
+        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:0", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1"] {
+            let m = try model(v)
+            let a = logitsByToken(run(m, inputs: original)), b = logitsByToken(run(m, layout: layout.packed(in: order), inputs: permutedInputs))
+            XCTAssertEqual(Set(a.keys), Set(b.keys), v)
+            for (token, logits) in a { XCTAssertEqual(logits, b[token]!, accuracy: 1e-4, "\(v) \(token)") }
+        }
+    }
+
+    func testSkipVisionAttentionWithoutSelfLeavesVisionUntouched() throws {
+        let pass = run(try model("skip-vattn(self=false)@from:1"))
+        for l in 1..<config.layers {
+            let (tokens, entering, leaving) = pass.attentionBlock(layer: l)
+            let d = config.hidden
+            for (r, t) in tokens.enumerated() where t.kind == .vision {
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: entering.data + r * d, count: d)),
+                               Array(UnsafeBufferPointer(start: leaving.data + r * d, count: d)), "layer \(l) \(t)")
+            }
+            let text = tokens.firstIndex { $0.kind == .question }!
+            XCTAssertNotEqual(entering[text * d], leaving[text * d], "text tokens do attend")
+        }
+        // With self = true a vision token's update is O·(its own value): nonzero, and not attention over others.
+        let selfPass = run(try model("skip-vattn@from:1"))
+        let (tokens, entering, leaving) = selfPass.attentionBlock(layer: 1)
+        let v = tokens.firstIndex { $0.kind == .vision }!
+        XCTAssertNotEqual(entering[v * config.hidden], leaving[v * config.hidden])
+        XCTAssertFalse(selfPass.attention(layer: 1).queries.contains { $0.kind == .vision }, "vision computes no query")
+    }
+
+    /// In ProxyV layers proxies never attend to full vision tokens, and text never attends to proxies.
+    func testProxyVMasksOnTheAttentionWeights() throws {
+        let pass = run(try model("proxyv(r=2)@from:1"))
+        XCTAssertEqual(pass.finalLayout.tokens.filter { $0.kind == .proxy }.count, 0, "proxies are dropped after the last layer")
+        for l in 1..<config.layers {
+            let (queries, keys, probs) = pass.attention(layer: l)
+            XCTAssertEqual(queries.filter { $0.kind == .proxy }.count, 2 * 4, "2 crops × (4/2)² proxies")
+            XCTAssertFalse(queries.contains { $0.kind == .vision })
+            var proxyToProxy: Float = 0, textToVision: Float = 0
+            for h in 0..<config.heads {
+                for (i, q) in queries.enumerated() {
+                    for (j, k) in keys.enumerated() {
+                        let p = probs[(h * queries.count + i) * keys.count + j]
+                        if q.kind == .proxy && k.kind == .vision { XCTAssertEqual(p, 0, "proxy→vision, layer \(l)") }
+                        if q.kind != .proxy && k.kind == .proxy { XCTAssertEqual(p, 0, "\(q.kind)→proxy, layer \(l)") }
+                        if q.kind == .proxy && k.kind == .proxy { proxyToProxy += p }
+                        if q.kind == .question && k.kind == .vision { textToVision += p }
+                    }
+                }
+            }
+            XCTAssertGreaterThan(proxyToProxy, 0)
+            XCTAssertGreaterThan(textToVision, 0, "text still reads the full vision tokens")
+        }
+        // Proxy position ids: the first positions of the image span, crop by crop in raster order.
+        let proxies = pass.attention(layer: 1).queries.filter { $0.kind == .proxy }
+        XCTAssertEqual(proxies.map(\.position), (0..<8).map { Int32(layout.systemLength + $0) })
+    }
+
+    /// Spatial proxies for r = 4 are the mean of the 2×2 centre tokens of each 4×4 block of their crop.
+    func testSpatialProxiesAreTheMeanOfEachBlocksCentre() throws {
+        let grid8 = TokenLayout(grid: 8, crops: 2, system: 1, question: 2)
+        let decoder = LlamaModel(config: config, seed: 2)
+        let graph = try LayerGraph(spec: VariantSpec("proxyv(r=4)@from:1"), layers: config.layers, hidden: config.hidden, grid: 8)
+        let pass = GraphPass(model: GraphModel(decoder: decoder, graph: graph, seed: 3), layout: grid8,
+                             inputs: randomInputs(rows: grid8.count, seed: 4))
+        pass.forward()
+        let (tokens, entering, _) = pass.attentionBlock(layer: 1)
+        let d = config.hidden
+        func row(_ kind: GroupKind, crop: Int, index: Int) -> Int {
+            tokens.firstIndex { $0.kind == kind && $0.crop == crop && $0.index == index }!
+        }
+        for crop in 0..<2 {
+            for by in 0..<2 { for bx in 0..<2 {
+                let proxy = row(.proxy, crop: crop, index: by * 2 + bx)
+                let centre = [(1, 1), (1, 2), (2, 1), (2, 2)].map { row(.vision, crop: crop, index: (4 * by + $0.0) * 8 + 4 * bx + $0.1) }
+                for j in 0..<d {
+                    let mean = centre.reduce(Float(0)) { $0 + entering[$1 * d + j] } / 4
+                    XCTAssertEqual(entering[proxy * d + j], mean, accuracy: 1e-5)
+                }
+            } }
+        }
+    }
+
+    /// Finite differences of the whole pass's loss, for every variant: decoder weights, the
+    /// variant's new modules and the input embeddings (h = 1e-3, |Δ| ≤ 5e-4 + 1e-2·|numeric|).
+    func testGradientsOfEveryVariantByFiniteDifferences() throws {
+        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:1", "skip-vattn(self=false)@layers:0,2",
+                  "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2"] {
+            let m = try model(v)
+            let x = inputs
+            m.zeroGradients()
+            let pass = GraphPass(model: m, layout: layout, inputs: x, targets: targets)
+            pass.forward()
+            pass.backward()
+            func loss() -> Double {
+                let p = GraphPass(model: m, layout: layout, inputs: x, targets: targets)
+                return Double(p.forward())
+            }
+            let layer1 = m.decoder.layers[1]
+            var checked: [(String, Tensor, Tensor)] = [(v + " inputs", x, pass.inputGradient)]
+            for p in [layer1.query, layer1.value, layer1.output, layer1.up] + m.modules.parameters {
+                checked.append((v + " " + p.name, p.value, p.grad))
+            }
+            for (name, value, grad) in checked {
+                for i in Swift.stride(from: 0, to: value.count, by: max(1, value.count / 6)) {
+                    let saved = value[i], h: Float = 1e-3
+                    value[i] = saved + h; let plus = loss()
+                    value[i] = saved - h; let minus = loss()
+                    value[i] = saved
+                    let numeric = (plus - minus) / Double(2 * h)
+                    XCTAssertLessThanOrEqual(abs(Double(grad[i]) - numeric), 5e-4 + 1e-2 * abs(numeric), "\(name)[\(i)]")
+                }
+            }
+        }
+    }
+}
+
+func randomInputs(rows: Int, seed: UInt64) -> Tensor {
+    var rng = SeededGenerator(seed: seed)
+    return Tensor(shape: [rows, 16], std: 1, rng: &rng)
+}
+
+func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, message, file: file, line: line)
+    if a.count == b.count, let i = a.indices.first(where: { abs(a[$0] - b[$0]) > accuracy }) {
+        XCTFail("\(message): entry \(i): \(a[i]) != \(b[i]) (±\(accuracy))", file: file, line: line)
+    }
+}
