@@ -196,3 +196,40 @@ func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, _ message: Stri
         XCTFail("\(message): entry \(i): \(a[i]) != \(b[i]) (±\(accuracy))", file: file, line: line)
     }
 }
+
+/// Decoding with the KV cache gives the next-token logits of recomputing the whole prefix.
+final class GraphDecodingTests: XCTestCase {
+    func testCachedDecodingEqualsRecomputingThePrefix() throws {
+        let config = LlamaConfig(hidden: 16, layers: 3, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
+        let decoder = LlamaModel(config: config, seed: 5)
+        for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
+        let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
+        let newTokens: [Int32] = [4, 9, 1]
+        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2"] {
+            let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
+            let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
+            let inputs = randomInputs(rows: prompt.count, seed: 7)
+            let prefill = GraphPass(model: m, layout: prompt, inputs: inputs)
+            prefill.forward()
+            let cached = GraphDecoder(prefill: prefill)
+            if v.hasPrefix("proxyv") {
+                let baselineGraph = try LayerGraph(spec: .baseline, layers: config.layers, hidden: config.hidden, grid: 4)
+                let base = GraphPass(model: GraphModel(decoder: decoder, graph: baselineGraph, seed: 6), layout: prompt, inputs: inputs)
+                base.forward()
+                XCTAssertEqual(cached.cacheEntries, GraphDecoder(prefill: base).cacheEntries, "no proxy entries in the cache")
+            }
+            // Recompute: the prompt plus the new tokens as answer tokens, embedded from their ids.
+            var rows = inputs.array
+            for (i, token) in newTokens.enumerated() {
+                let logits = cached.step(token: token)
+                rows += Array(UnsafeBufferPointer(start: decoder.embedding.value.data + Int(token) * config.hidden, count: config.hidden))
+                let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3, answer: i + 1)
+                let full = GraphPass(model: m, layout: layout, inputs: Tensor(shape: [layout.count, config.hidden], values: rows))
+                full.forward()
+                let last = full.finalLayout.tokens.firstIndex { $0.kind == .answer && $0.index == i }!
+                let expected = Array(UnsafeBufferPointer(start: full.logits.data + last * config.vocab, count: config.vocab))
+                XCTAssertEqual(logits, expected, accuracy: 1e-4, "\(v), new token \(i)")
+            }
+        }
+    }
+}
