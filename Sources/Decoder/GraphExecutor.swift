@@ -230,15 +230,41 @@ public final class GraphPass {
                     grid: layout.grid, reduce: proxyReduce!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
-            case .createProxies, .dropProxies:
+            case .createProxies, .dropProxies, .pruneVision:
                 break
             }
         }
-        // After the last ProxyV layer the proxies leave; everything else goes on to the next layer.
-        t.keptRows = node.modules.contains(.dropProxies) ? layout.rows(of: Set(GroupKind.allCases).subtracting([.proxy]))
-                                                         : Array(layout.tokens.indices)
+        // Tokens leave after the layer: proxies after the last ProxyV layer, pruned vision tokens.
+        var leaving = Set<Int>()
+        for module in node.modules {
+            switch module {
+            case .dropProxies: leaving.formUnion(layout.rows(of: [.proxy]))
+            case let .pruneVision(keep): leaving.formUnion(prunedVisionRows(t, keep: keep))
+            default: break
+            }
+        }
+        t.keptRows = layout.tokens.indices.filter { !leaving.contains($0) }
         t.outputLayout = layout.keeping(rows: t.keptRows)
         return t
+    }
+
+    /// The vision rows to drop so that `keep` of the prompt's vision tokens remain: all but those
+    /// the last question token attended to most in this layer (mean over heads; ties go to the
+    /// earlier position).
+    private func prunedVisionRows(_ t: GraphLayerTape, keep: Double) -> [Int] {
+        let target = Int((keep * Double(layout.rows(of: [.vision]).count)).rounded())
+        let tokens = t.layout.tokens
+        let vision = t.keyRows.indices.filter { tokens[t.keyRows[$0]].kind == .vision }
+        guard vision.count > target else { return [] }
+        let questions = t.queryRows.indices.filter { tokens[t.queryRows[$0]].kind == .question }
+        guard let ranker = questions.max(by: { tokens[t.queryRows[$0]].position < tokens[t.queryRows[$1]].position }) else {
+            preconditionFailure("pruning ranks vision tokens by the last question token, and there is none")
+        }
+        let nq = t.queryRows.count, nk = t.keyRows.count
+        func score(_ j: Int) -> Float { (0..<config.heads).reduce(0) { $0 + t.probs[($1 * nq + ranker) * nk + j] } }
+        let ranked = vision.map { (j: $0, score: score($0), position: tokens[t.keyRows[$0]].position) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.position < $1.position }
+        return ranked.dropFirst(target).map { t.keyRows[$0.j] }
     }
 
     /// Rows of the proxies, crop by crop in raster order.

@@ -135,7 +135,7 @@ public final class VariantModules {
                 switch module {
                 case let .visionMLP(w): light[l] = LightMLP(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .guidedUpdate(w): guided[l] = GuidedUpdate(layer: l, hidden: hidden, width: w, rng: &rng)
-                case .createProxies, .dropProxies: break
+                case .createProxies, .dropProxies, .pruneVision: break
                 }
             }
         }

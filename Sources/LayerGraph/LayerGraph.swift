@@ -25,6 +25,9 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
     case guidedUpdate(width: Int)
     /// After the last ProxyV layer the proxies are discarded; vision tokens go on as before.
     case dropProxies
+    /// After the layer, keep this fraction of the original vision tokens: those the last question
+    /// token attended to most in this layer (mean over heads). FastV and PyramidDrop.
+    case pruneVision(keep: Double)
 
     public var description: String {
         switch self {
@@ -32,6 +35,7 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
         case let .createProxies(r): return "create proxies (bilinear 1/\(r))"
         case let .guidedUpdate(w): return "guided vision update (width \(w))"
         case .dropProxies: return "drop proxies"
+        case let .pruneVision(keep): return "keep \(keep) of the vision tokens (by the last question token's attention)"
         }
     }
 }
@@ -76,7 +80,19 @@ public struct LayerGraph: Equatable, Sendable {
         var nodes = [LayerNode](repeating: .baseline, count: layers)
         var claimedBy = [String?](repeating: nil, count: layers)
         func fail(_ why: String) -> VariantCompileError { VariantCompileError(spec: spec.text, problem: why) }
-        for part in spec.parts where part.variant != .baseline {
+        for part in spec.parts where part.variant.placesItself {
+            let (after, keep): ([Int], [Double])
+            switch part.variant {
+            case let .fastV(k, r): (after, keep) = ([k], [1 - r])
+            case let .pyramidDrop(ks, fractions): (after, keep) = (ks, fractions)
+            default: continue
+            }
+            for (k, fraction) in zip(after, keep) {
+                guard k < layers else { throw fail("\(part.variant.name) prunes after layer \(k), but layers after it run only up to \(layers)") }
+                nodes[k - 1].modules.append(.pruneVision(keep: fraction))
+            }
+        }
+        for part in spec.parts where part.variant != .baseline && !part.variant.placesItself {
             let scheduled = part.schedule.layers(of: layers)
             if scheduled.isEmpty { continue }
             if let bad = scheduled.first(where: { $0 < 0 || $0 >= layers }) {
@@ -88,7 +104,7 @@ public struct LayerGraph: Equatable, Sendable {
             }
             let quarter = hidden / 4
             switch part.variant {
-            case .baseline: break
+            case .baseline, .fastV, .pyramidDrop: break
             case .maskVisionToVision:
                 for l in scheduled { nodes[l].masked.insert(MaskedPair(.vision, .vision, keepsSelf: true)) }
             case let .skipVisionAttention(selfUpdate):
@@ -118,6 +134,9 @@ public struct LayerGraph: Equatable, Sendable {
                 }
                 nodes[first].modules.insert(.createProxies(reduce: r), at: 0)
                 nodes[scheduled.last!].modules.append(.dropProxies)
+                if nodes.contains(where: { $0.modules.contains { if case .pruneVision = $0 { return true } else { return false } } }) {
+                    throw fail("proxyv keeps every vision token's place in its grid; it cannot be combined with token pruning")
+                }
             }
         }
         self.nodes = nodes
@@ -154,6 +173,16 @@ extension Variant {
         case .skipVisionAttention: return "skip-vattn"
         case .skipVisionBlock: return "skip-vattn-ffn"
         case .proxyV: return "proxyv"
+        case .fastV: return "fastv"
+        case .pyramidDrop: return "pyramiddrop"
+        }
+    }
+
+    /// Token-reduction baselines name their layers as parameters instead of taking a schedule.
+    public var placesItself: Bool {
+        switch self {
+        case .fastV, .pyramidDrop: return true
+        default: return false
         }
     }
 }

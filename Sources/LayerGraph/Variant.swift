@@ -43,6 +43,12 @@ public enum Variant: Equatable, Sendable {
     /// Spatial ProxyV: proxies by bilinear resize with factor r per side, created at the first
     /// scheduled layer; full vision tokens updated by the guided vision MLP of width w.
     case proxyV(reduce: Int, mlpWidth: Int?)
+    /// FastV: after layer k (counting from 1) keep the top (1 − r) of the vision tokens, ranked by
+    /// the last question token's attention in that layer, averaged over heads.
+    case fastV(afterLayer: Int, dropRatio: Double)
+    /// PyramidDrop: after each stage-end layer (counting from 1) keep the given fraction of the
+    /// original vision tokens, ranked as FastV ranks them.
+    case pyramidDrop(afterLayers: [Int], keep: [Double])
 }
 
 /// A variant with the layers it applies to.
@@ -58,9 +64,11 @@ public struct ScheduledVariant: Equatable, Sendable {
 ///     schedule := 'from:' L | 'layers:' a '..<' b | 'layers:' l (',' l)* | 'ratio:' ρ
 ///
 /// Names and parameters: `baseline`; `mask-vv`; `skip-vattn(self=true|false)`;
-/// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`. A part without a
-/// schedule applies to every layer. Examples: `proxyv(r=4)@from:12`,
-/// `skip-vattn-ffn(mlp=256)@ratio:0.5`, `mask-vv@layers:0..<4+skip-vattn@from:4`.
+/// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`; `fastv(k=K, r=R)`;
+/// `pyramiddrop(layers=8/16/24, keep=0.5/0.25/0.125)`. A part without a schedule applies to
+/// every layer; the token-reduction baselines name their layers as parameters and take none.
+/// Examples: `proxyv(r=4)@from:12`, `skip-vattn-ffn(mlp=256)@ratio:0.5`,
+/// `mask-vv@layers:0..<4+skip-vattn@from:4`, `fastv(k=2,r=0.5)`.
 public struct VariantSpec: Equatable, Sendable, CustomStringConvertible {
     public let parts: [ScheduledVariant]
     public let text: String
@@ -126,7 +134,7 @@ struct VariantParser {
                 skipSpaces()
                 try expect("=", "'=' after '\(key)'")
                 skipSpaces()
-                let value = word { $0.isLetter || $0.isNumber || $0 == "." }
+                let value = word { $0.isLetter || $0.isNumber || $0 == "." || $0 == "/" }
                 guard !value.isEmpty else { throw failure(at, "a value for '\(key)'") }
                 arguments.append((key, value, keyColumn))
                 skipSpaces()
@@ -136,7 +144,11 @@ struct VariantParser {
         let variant = try makeVariant(name, column: nameStart, arguments: arguments)
         skipSpaces()
         var schedule = Schedule.from(0)
-        if consume("@") { schedule = try parseSchedule() }
+        if peek == "@" {
+            if variant.placesItself { throw failure(at, "no schedule: \(name) names its layers as parameters") }
+            at += 1
+            schedule = try parseSchedule()
+        }
         return ScheduledVariant(variant: variant, schedule: schedule)
     }
 
@@ -167,7 +179,7 @@ struct VariantParser {
         }
     }
 
-    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv"]
+    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "fastv", "pyramiddrop"]
 
     private func makeVariant(_ name: String, column: Int, arguments: [(key: String, value: String, column: Int)]) throws -> Variant {
         var args = Dictionary(arguments.map { ($0.key, ($0.value, $0.column)) }, uniquingKeysWith: { first, _ in first })
@@ -176,6 +188,14 @@ struct VariantParser {
             guard let (v, c) = take(key) else { return nil }
             guard let n = Int(v), n >= 0 else { throw failure(c, "a whole number for '\(key)', got '\(v)'") }
             return n
+        }
+        func fraction(_ text: String, _ key: String, _ c: Int) throws -> Double {
+            guard let x = Double(text), x >= 0, x <= 1 else { throw failure(c, "a fraction between 0 and 1 for '\(key)', got '\(text)'") }
+            return x
+        }
+        func required(_ key: String) throws -> (String, Int) {
+            guard let value = take(key) else { throw failure(column, "parameter '\(key)' for \(name)") }
+            return value
         }
         let variant: Variant
         switch name {
@@ -193,6 +213,21 @@ struct VariantParser {
             let r = try integer("r") ?? 4
             if r < 1 { throw failure(column, "a reduce factor r ≥ 1") }
             variant = .proxyV(reduce: r, mlpWidth: try integer("mlp"))
+        case "fastv":
+            let (k, kc) = try required("k"), (r, rc) = try required("r")
+            guard let layer = Int(k), layer >= 1 else { throw failure(kc, "a layer number ≥ 1 for 'k', got '\(k)'") }
+            variant = .fastV(afterLayer: layer, dropRatio: try fraction(r, "r", rc))
+        case "pyramiddrop":
+            let (l, lc) = take("layers") ?? ("8/16/24", column), (k, kc) = take("keep") ?? ("0.5/0.25/0.125", column)
+            let layers = try l.split(separator: "/").map { part -> Int in
+                guard let n = Int(part), n >= 1 else { throw failure(lc, "layer numbers ≥ 1 separated by '/', got '\(l)'") }
+                return n
+            }
+            let keep = try k.split(separator: "/").map { try fraction(String($0), "keep", kc) }
+            guard layers.count == keep.count, layers == layers.sorted(), Set(layers).count == layers.count else {
+                throw failure(lc, "as many keep fractions as increasing stage-end layers")
+            }
+            variant = .pyramidDrop(afterLayers: layers, keep: keep)
         default: throw failure(column, "a variant name (\(VariantParser.names.joined(separator: ", "))), got '\(name)'")
         }
         if let (key, (_, c)) = args.min(by: { $0.value.1 < $1.value.1 }) {

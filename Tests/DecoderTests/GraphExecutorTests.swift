@@ -126,6 +126,28 @@ final class GraphExecutorTests: XCTestCase {
         XCTAssertEqual(proxies.map(\.position), (0..<8).map { Int32(layout.systemLength + $0) })
     }
 
+    /// FastV keeps exactly the requested number of vision tokens: those the last question token
+    /// attends to most in the layer, averaged over heads (recomputed here from the kept weights).
+    func testFastVKeepsTheMostAttendedVisionTokens() throws {
+        let pass = run(try model("fastv(k=1,r=0.75)"))
+        let (queries, keys, probs) = pass.attention(layer: 0)
+        let ranker = queries.indices.filter { queries[$0].kind == .question }.max { queries[$0].position < queries[$1].position }!
+        XCTAssertEqual(queries[ranker].index, layout.questionLength - 1)
+        let scores = keys.indices.filter { keys[$0].kind == .vision }.map { j in
+            (token: keys[j], score: (0..<config.heads).reduce(Float(0)) { $0 + probs[($1 * queries.count + ranker) * keys.count + j] })
+        }
+        let expected = Set(scores.sorted { $0.score > $1.score }.prefix(8).map(\.token))
+        XCTAssertEqual(scores.count, 32)
+        let kept = pass.attention(layer: 1).keys.filter { $0.kind == .vision }
+        XCTAssertEqual(kept.count, 8, "1 − 0.75 of 32 vision tokens")
+        XCTAssertEqual(Set(kept), expected)
+        XCTAssertEqual(pass.finalLayout.tokens.filter { $0.kind != .vision }.count, layout.count - 32, "text and newlines stay")
+
+        let pyramid = run(try model("pyramiddrop(layers=1/2,keep=0.5/0.25)"))
+        XCTAssertEqual(pyramid.attention(layer: 1).keys.filter { $0.kind == .vision }.count, 16)
+        XCTAssertEqual(pyramid.attention(layer: 2).keys.filter { $0.kind == .vision }.count, 8)
+    }
+
     /// Spatial proxies for r = 4 are the mean of the 2×2 centre tokens of each 4×4 block of their crop.
     func testSpatialProxiesAreTheMeanOfEachBlocksCentre() throws {
         let grid8 = TokenLayout(grid: 8, crops: 2, system: 1, question: 2)
@@ -155,7 +177,8 @@ final class GraphExecutorTests: XCTestCase {
     /// variant's new modules and the input embeddings (h = 1e-3, |Δ| ≤ 5e-4 + 1e-2·|numeric|).
     func testGradientsOfEveryVariantByFiniteDifferences() throws {
         for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:1", "skip-vattn(self=false)@layers:0,2",
-                  "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2"] {
+                  "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2",
+                  "fastv(k=1,r=0.5)", "pyramiddrop(layers=1/2,keep=0.5/0.25)+skip-vattn@from:2"] {
             let m = try model(v)
             let x = inputs
             m.zeroGradients()
@@ -205,7 +228,7 @@ final class GraphDecodingTests: XCTestCase {
         for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
         let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
         let newTokens: [Int32] = [4, 9, 1]
-        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2"] {
+        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2", "fastv(k=1,r=0.5)"] {
             let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
             let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
             let inputs = randomInputs(rows: prompt.count, seed: 7)
