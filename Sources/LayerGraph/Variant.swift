@@ -55,6 +55,8 @@ public enum Variant: Equatable, Sendable {
 public struct ScheduledVariant: Equatable, Sendable {
     public let variant: Variant
     public let schedule: Schedule
+
+    public init(variant: Variant, schedule: Schedule) { self.variant = variant; self.schedule = schedule }
 }
 
 /// A full variant specification: one or more scheduled variants, as written in the text form

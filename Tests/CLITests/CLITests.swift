@@ -35,7 +35,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["train", "inspect", "bench"] {
+        for command in ["train", "inspect", "graph", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
@@ -69,6 +69,16 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(r.err.contains(path) && r.err.contains("past the end"), r.err)
             XCTAssertFalse(r.err.contains("Fatal error"), r.err)
         }
+    }
+
+    func testGraphPrintsEachLayerAndRejectsBadVariants() throws {
+        let r = try squeeze("graph", "--model", "tiny", "--variant", "proxyv(r=4)@from:1")
+        XCTAssertEqual(r.status, 0, r.err)
+        let layer1 = r.out.split(separator: "\n").first { $0.hasPrefix("1 ") }.map(String.init) ?? ""
+        XCTAssertTrue(layer1.contains("proxy→vision") && layer1.contains("create proxies (bilinear 1/4)"), r.out)
+        let bad = try squeeze("graph", "--variant", "proxyv(r=4)@form:1")
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("column 13: expected a schedule"), bad.err)
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
