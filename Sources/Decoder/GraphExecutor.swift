@@ -27,7 +27,7 @@ public final class GraphModel {
 /// One layer's forward, as the graph node says, with everything its backward needs.
 final class GraphLayerTape {
     let layout: TokenLayout              // tokens the layer works on (proxies included once created)
-    let created: (full: [Int], reduce: Int)?   // rows of the vision tokens the proxies were made from
+    let created: (full: [Int], source: ProxySource)?   // rows of the vision tokens the proxies were made from
     let x: Tensor                        // the layer's input rows (proxy rows appended when created)
     var normed = Tensor(shape: [0]), rstd = Tensor(shape: [0])
     var queryRows: [Int] = [], keyRows: [Int] = [], selfRows: [Int] = [], ffnRows: [Int] = []
@@ -46,7 +46,7 @@ final class GraphLayerTape {
     var outputLayout: TokenLayout
     var keptRows: [Int] = []              // rows of the layer's tokens that leave it (proxies dropped)
 
-    init(layout: TokenLayout, x: Tensor, created: (full: [Int], reduce: Int)?) {
+    init(layout: TokenLayout, x: Tensor, created: (full: [Int], source: ProxySource)?) {
         self.layout = layout; self.x = x; self.created = created; outputLayout = layout
     }
 }
@@ -69,8 +69,11 @@ public final class GraphPass {
     private(set) var tapes: [GraphLayerTape] = []
     private var finalHidden = Tensor(shape: [0]), finalNormed = Tensor(shape: [0]), finalRstd = Tensor(shape: [0])
     private var lse = Tensor(shape: [0]), finalTargets: [Int32] = []
-    /// The reduce factor of the proxies alive between a ProxyV variant's first and last layer.
-    private var proxyReduce: Int?
+    /// How the proxies alive between a ProxyV variant's first and last layer reach the vision
+    /// tokens, and (learned proxies) what their creation kept for the backward.
+    private var proxyExpansion: ProxyExpansion?
+    private var proxyInitialization: ProxyInitializer.Tape?
+    private var dSplat: Tensor?
 
     /// `targets` gives the next-token target of tokens that carry loss (by token, so packing does not matter).
     public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:]) {
@@ -144,17 +147,28 @@ public final class GraphPass {
     private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, layout inputLayout: TokenLayout) -> GraphLayerTape {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
         // Proxies are made from the layer's input vision tokens and join the tokens of the layer.
-        var layout = inputLayout, x = input, created: (full: [Int], reduce: Int)?
-        for case let .createProxies(r) in node.modules {
+        var layout = inputLayout, x = input, created: (full: [Int], source: ProxySource)?
+        for case let .createProxies(source) in node.modules {
             let full = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
-            let proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: layout.grid, reduce: r)
-            layout = layout.appending(layout.proxyTokens(perCrop: (layout.grid / r) * (layout.grid / r)))
+            let proxies: Tensor, perCrop: Int
+            switch source {
+            case let .spatial(r):
+                proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: layout.grid, reduce: r)
+                perCrop = (layout.grid / r) * (layout.grid / r)
+                proxyExpansion = .nearest(reduce: r)
+            case let .learned(n):
+                let made = model.modules.proxyInitializer!.forward(full: gather(x, rows: full), grid: layout.grid)
+                (proxies, perCrop) = (made.proxies, n)
+                proxyExpansion = .splat(made.splat)
+                proxyInitialization = made.tape
+                dSplat = Tensor(shape: made.splat.shape)
+            }
+            layout = layout.appending(layout.proxyTokens(perCrop: perCrop))
             let grown = Tensor(shape: [layout.count, d])
             grown.data.update(from: x.data, count: x.count)
             (grown.data + x.count).update(from: proxies.data, count: proxies.count)
             x = grown
-            created = (full, r)
-            proxyReduce = r
+            created = (full, source)
         }
         let t = GraphLayerTape(layout: layout, x: x, created: created)
         let tokens = layout.tokens
@@ -227,7 +241,7 @@ public final class GraphPass {
                 t.guidedProxies = proxyRows(layout)
                 let (y, tape) = model.modules.guidedUpdates[l]!.forward(
                     full: gather(t.mid, rows: t.guidedFull), proxies: gather(t.mid, rows: t.guidedProxies),
-                    grid: layout.grid, reduce: proxyReduce!, eps: c.normEps)
+                    grid: layout.grid, expansion: proxyExpansion!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
             case .createProxies, .dropProxies, .pruneVision:
@@ -278,7 +292,7 @@ public final class GraphPass {
         let dMid = Tensor(shape: t.mid.shape)
         scatter(dOut, rows: t.keptRows, into: dMid)
         if let tape = t.guided {
-            let (dFull, dProxies) = model.modules.guidedUpdates[l]!.backward(gather(dMid, rows: t.guidedFull), tape: tape)
+            let (dFull, dProxies) = model.modules.guidedUpdates[l]!.backward(gather(dMid, rows: t.guidedFull), tape: tape, dSplat: dSplat)
             scatter(dFull, rows: t.guidedFull, into: dMid)
             scatterAdd(dProxies, rows: t.guidedProxies, into: dMid)
         }
@@ -327,8 +341,15 @@ public final class GraphPass {
         let inputCount = t.x.shape[0] - t.layout.rows(of: [.proxy]).count
         let dInput = Tensor(shape: [inputCount, d])
         dInput.data.update(from: dx.data, count: inputCount * d)
-        let dFull = Tensor(shape: [created.full.count, d])
-        SpatialProxies.backward(gather(dx, rows: proxyRows(t.layout)), grid: t.layout.grid, reduce: created.reduce, into: dFull)
+        let dProxies = gather(dx, rows: proxyRows(t.layout))
+        let dFull: Tensor
+        switch created.source {
+        case let .spatial(r):
+            dFull = Tensor(shape: [created.full.count, d])
+            SpatialProxies.backward(dProxies, grid: t.layout.grid, reduce: r, into: dFull)
+        case .learned:
+            dFull = model.modules.proxyInitializer!.backward(dProxies: dProxies, dSplat: dSplat!, tape: proxyInitialization!)
+        }
         scatterAdd(dFull, rows: created.full, into: dInput)
         return dInput
     }

@@ -35,9 +35,17 @@ public final class LightMLP {
     }
 }
 
+/// How the proxies' context reaches each vision token of its crop.
+enum ProxyExpansion {
+    /// Nearest upsampling ×r per side: each spatial proxy guides its r×r block.
+    case nearest(reduce: Int)
+    /// Per crop a [G², n] matrix of weights over the crop's n learned proxies.
+    case splat(Tensor)
+}
+
 /// ProxyV's guided update of the full vision tokens, one per ProxyV layer:
-/// v ← RMSNorm(W₂·SiLU(W₁·[W_in·v ; up(W_ctx·p)]) + v), `up` = nearest upsampling ×r per side, so
-/// each proxy guides its r×r block. W_in, W_ctx: d→w; W₁: 2w→w; W₂: w→d; no biases.
+/// v ← RMSNorm(W₂·SiLU(W₁·[W_in·v ; expand(W_ctx·p)]) + v), where `expand` gives each vision
+/// token its proxies' context (`ProxyExpansion`). W_in, W_ctx: d→w; W₁: 2w→w; W₂: w→d; no biases.
 public final class GuidedUpdate {
     public let inputProj, contextProj, proj1, proj2, norm: Parameter
 
@@ -53,18 +61,23 @@ public final class GuidedUpdate {
     public var parameters: [Parameter] { [inputProj, contextProj, proj1, proj2, norm] }
     var width: Int { inputProj.shape[0] }
 
-    public struct Tape { let full, proxies, context, joined, z1, s1, sum, rstd: Tensor; let grid, reduce: Int }
+    struct Tape { let full, proxies, context, joined, z1, s1, sum, rstd: Tensor; let grid: Int; let expansion: ProxyExpansion }
 
     /// `full` holds the crops' vision tokens crop by crop in raster order [crops·G², d]; `proxies`
-    /// their proxies [crops·(G/r)², d], likewise.
-    public func forward(full: Tensor, proxies: Tensor, grid g: Int, reduce r: Int, eps: Float) -> (Tensor, Tape) {
-        let w = width, n = full.shape[0], crops = n / (g * g), pg = g / r
+    /// their proxies, crop by crop.
+    func forward(full: Tensor, proxies: Tensor, grid g: Int, expansion: ProxyExpansion, eps: Float) -> (Tensor, Tape) {
+        let w = width, n = full.shape[0], crops = n / (g * g), perCrop = proxies.shape[0] / crops
         let context = proxies.linear(contextProj), input = full.linear(inputProj)
         let joined = Tensor(shape: [n, 2 * w])
         for c in 0..<crops {
-            let up = Tensor(shape: [g * g, w])
-            Resize.nearestForward(x: context.data + c * pg * pg * w, inHeight: pg, inWidth: pg, channels: w,
-                                  y: up.data, outHeight: g, outWidth: g)
+            let up = Tensor(shape: [g * g, w]), crop = context.data + c * perCrop * w
+            switch expansion {
+            case let .nearest(r):
+                Resize.nearestForward(x: crop, inHeight: g / r, inWidth: g / r, channels: w, y: up.data, outHeight: g, outWidth: g)
+            case let .splat(weights):
+                BLAS.gemm(m: g * g, n: w, k: perCrop, a: weights.data + c * g * g * perCrop, lda: perCrop, b: crop, ldb: w,
+                          c: up.data, ldc: w)
+            }
             for i in 0..<g * g {
                 let row = joined.data + (c * g * g + i) * 2 * w
                 row.update(from: input.data + (c * g * g + i) * w, count: w)
@@ -75,12 +88,13 @@ public final class GuidedUpdate {
         let sum = s1.linear(proj2) + full
         let (out, rstd) = sum.rmsNorm(norm, eps: eps)
         return (out, Tape(full: full, proxies: proxies, context: context, joined: joined, z1: z1, s1: s1, sum: sum,
-                          rstd: rstd, grid: g, reduce: r))
+                          rstd: rstd, grid: g, expansion: expansion))
     }
 
-    /// Accumulates the weight gradients; returns the gradients of `full` and of `proxies`.
-    public func backward(_ dy: Tensor, tape t: Tape) -> (full: Tensor, proxies: Tensor) {
-        let w = width, g = t.grid, pg = g / t.reduce, n = t.full.shape[0], crops = n / (g * g)
+    /// Accumulates the weight gradients (and, for splatting, the splat weights' gradient into
+    /// `dSplat`); returns the gradients of `full` and of `proxies`.
+    func backward(_ dy: Tensor, tape t: Tape, dSplat: Tensor?) -> (full: Tensor, proxies: Tensor) {
+        let w = width, g = t.grid, n = t.full.shape[0], crops = n / (g * g), perCrop = t.proxies.shape[0] / crops
         let dSum = dy.rmsNormBackward(norm, input: t.sum, rstd: t.rstd)
         let dJoined = dSum.linearBackward(proj2, input: t.s1).siluBackward(input: t.z1).linearBackward(proj1, input: t.joined)
         let dInput = Tensor(shape: [n, w]), dContext = Tensor(shape: t.context.shape)
@@ -91,12 +105,81 @@ public final class GuidedUpdate {
                 (dInput.data + (c * g * g + i) * w).update(from: row, count: w)
                 (dUp.data + i * w).update(from: row + w, count: w)
             }
-            Resize.nearestBackward(dy: dUp.data, outHeight: g, outWidth: g, channels: w,
-                                   dx: dContext.data + c * pg * pg * w, inHeight: pg, inWidth: pg)
+            let dCrop = dContext.data + c * perCrop * w
+            switch t.expansion {
+            case let .nearest(r):
+                Resize.nearestBackward(dy: dUp.data, outHeight: g, outWidth: g, channels: w, dx: dCrop, inHeight: g / r, inWidth: g / r)
+            case let .splat(weights):
+                let s = weights.data + c * g * g * perCrop
+                BLAS.gemm(transA: true, m: perCrop, n: w, k: g * g, a: s, lda: perCrop, b: dUp.data, ldb: w, beta: 1, c: dCrop, ldc: w)
+                BLAS.gemm(transB: true, m: g * g, n: perCrop, k: w, a: dUp.data, lda: w, b: t.context.data + c * perCrop * w, ldb: w,
+                          beta: 1, c: dSplat!.data + c * g * g * perCrop, ldc: perCrop)
+            }
         }
         let dFull = dInput.linearBackward(inputProj, input: t.full, into: dSum)
         let dProxies = dContext.linearBackward(contextProj, input: t.proxies)
         return (dFull, dProxies)
+    }
+}
+
+/// Non-spatial ProxyV's proxies: per crop, n learned queries P attend over the crop's vision
+/// tokens with keys K = W_k·v (d→h): A = softmax_keys(P·Kᵀ/√h), proxies = A·v. The splat weights,
+/// which give each vision token its proxies' context in every ProxyV layer, are the softmax over
+/// proxies of the same logits transposed.
+public final class ProxyInitializer {
+    public let key, queries: Parameter
+
+    init(hidden d: Int, keyWidth h: Int, perCrop n: Int, rng: inout SeededGenerator) {
+        key = ParameterInit.normal.parameter("model.proxyv_initializer.Wk.weight", [h, d], rng: &rng)
+        queries = Parameter(name: "model.proxyv_initializer.proxyv_tokens",
+                            value: Tensor(shape: [n, h], std: 1 / (2 * Float(h).squareRoot()), rng: &rng))
+    }
+
+    public var parameters: [Parameter] { [key, queries] }
+
+    struct Tape { let full, keys, attention, splat: Tensor; let grid: Int }
+
+    /// Returns the proxies [crops·n, d], crop by crop, and the splat weights [crops, G², n].
+    func forward(full: Tensor, grid g: Int) -> (proxies: Tensor, splat: Tensor, tape: Tape) {
+        let d = full.shape[1], h = key.shape[0], n = queries.shape[0], crops = full.shape[0] / (g * g), s = 1 / Float(h).squareRoot()
+        let keys = full.linear(key)
+        let proxies = Tensor(shape: [crops * n, d]), attention = Tensor(shape: [crops, n, g * g]), splat = Tensor(shape: [crops, g * g, n])
+        let logits = Tensor(shape: [n, g * g]), transposed = Tensor(shape: [g * g, n])
+        for c in 0..<crops {
+            let kc = keys.data + c * g * g * h, vc = full.data + c * g * g * d
+            let a = attention.data + c * n * g * g, st = splat.data + c * g * g * n
+            BLAS.gemm(transB: true, m: n, n: g * g, k: h, alpha: s, a: queries.value.data, lda: h, b: kc, ldb: h, c: logits.data, ldc: g * g)
+            Softmax.forward(x: logits.data, y: a, rows: n, cols: g * g)
+            BLAS.gemm(m: n, n: d, k: g * g, a: a, lda: g * g, b: vc, ldb: d, c: proxies.data + c * n * d, ldc: d)
+            BLAS.gemm(transB: true, m: g * g, n: n, k: h, alpha: s, a: kc, lda: h, b: queries.value.data, ldb: h, c: transposed.data, ldc: n)
+            Softmax.forward(x: transposed.data, y: st, rows: g * g, cols: n)
+        }
+        return (proxies, splat, Tape(full: full, keys: keys, attention: attention, splat: splat, grid: g))
+    }
+
+    /// Accumulates the weight gradients; returns the gradient of `full`.
+    func backward(dProxies: Tensor, dSplat: Tensor, tape t: Tape) -> Tensor {
+        let g = t.grid, d = t.full.shape[1], h = key.shape[0], n = queries.shape[0], crops = t.full.shape[0] / (g * g)
+        let s = 1 / Float(h).squareRoot()
+        let dFull = Tensor(shape: t.full.shape), dKeys = Tensor(shape: t.keys.shape)
+        let dA = Tensor(shape: [n, g * g]), dLogits = Tensor(shape: [n, g * g]), dTransposed = Tensor(shape: [g * g, n])
+        for c in 0..<crops {
+            let kc = t.keys.data + c * g * g * h, vc = t.full.data + c * g * g * d, dpc = dProxies.data + c * n * d
+            let a = t.attention.data + c * n * g * g, st = t.splat.data + c * g * g * n
+            // proxies = A·v
+            BLAS.gemm(transB: true, m: n, n: g * g, k: d, a: dpc, lda: d, b: vc, ldb: d, c: dA.data, ldc: g * g)
+            BLAS.gemm(transA: true, m: g * g, n: d, k: n, a: a, lda: g * g, b: dpc, ldb: d, beta: 1, c: dFull.data + c * g * g * d, ldc: d)
+            dLogits.zero(); dTransposed.zero()
+            Softmax.backward(dy: dA.data, y: a, dx: dLogits.data, rows: n, cols: g * g)
+            Softmax.backward(dy: dSplat.data + c * g * g * n, y: st, dx: dTransposed.data, rows: g * g, cols: n)
+            // logits = s·P·Kᵀ and transposed = s·K·Pᵀ
+            BLAS.gemm(m: n, n: h, k: g * g, alpha: s, a: dLogits.data, lda: g * g, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
+            BLAS.gemm(transA: true, m: n, n: h, k: g * g, alpha: s, a: dTransposed.data, lda: n, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
+            let dkc = dKeys.data + c * g * g * h
+            BLAS.gemm(transA: true, m: g * g, n: h, k: n, alpha: s, a: dLogits.data, lda: g * g, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
+            BLAS.gemm(m: g * g, n: h, k: n, alpha: s, a: dTransposed.data, lda: n, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
+        }
+        return dKeys.linearBackward(key, input: t.full, into: dFull)
     }
 }
 
@@ -126,25 +209,28 @@ enum SpatialProxies {
 public final class VariantModules {
     public let lightMLPs: [Int: LightMLP]
     public let guidedUpdates: [Int: GuidedUpdate]
+    public let proxyInitializer: ProxyInitializer?
 
     public init(graph: LayerGraph, hidden: Int, seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
-        var light: [Int: LightMLP] = [:], guided: [Int: GuidedUpdate] = [:]
+        var light: [Int: LightMLP] = [:], guided: [Int: GuidedUpdate] = [:], initializer: ProxyInitializer?
         for (l, node) in graph.nodes.enumerated() {
             for module in node.modules {
                 switch module {
                 case let .visionMLP(w): light[l] = LightMLP(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .guidedUpdate(w): guided[l] = GuidedUpdate(layer: l, hidden: hidden, width: w, rng: &rng)
-                case .createProxies, .dropProxies, .pruneVision: break
+                case let .createProxies(.learned(n)): initializer = ProxyInitializer(hidden: hidden, keyWidth: hidden / 4, perCrop: n, rng: &rng)
+                case .createProxies(.spatial), .dropProxies, .pruneVision: break
                 }
             }
         }
         lightMLPs = light
         guidedUpdates = guided
+        proxyInitializer = initializer
     }
 
     public var parameters: [Parameter] {
         lightMLPs.sorted { $0.key < $1.key }.flatMap(\.value.parameters)
-            + guidedUpdates.sorted { $0.key < $1.key }.flatMap(\.value.parameters)
+            + guidedUpdates.sorted { $0.key < $1.key }.flatMap(\.value.parameters) + (proxyInitializer?.parameters ?? [])
     }
 }

@@ -15,12 +15,21 @@ public struct MaskedPair: Hashable, Sendable, Comparable, CustomStringConvertibl
     public var description: String { "\(query)→\(key)" + (keepsSelf ? " (self kept)" : "") }
 }
 
+/// How ProxyV makes its proxies.
+public enum ProxySource: Equatable, Sendable {
+    /// Each crop's vision grid resized bilinearly by 1/r per side; a proxy guides its r×r block.
+    case spatial(reduce: Int)
+    /// `count` learned queries per crop attend over the crop's vision tokens; each vision token
+    /// is guided by a softmax over the proxies of the transposed attention logits.
+    case learned(count: Int)
+}
+
 /// Small modules a layer runs besides attention and the FFN.
 public enum LightModule: Equatable, Sendable, CustomStringConvertible {
     /// skip-vattn-ffn: v ← v + W₃·SiLU(W₂·SiLU(W₁·RMSNorm(v))), d→w→w→d, on vision tokens.
     case visionMLP(width: Int)
-    /// ProxyV, before its first layer: each crop's vision grid resized by 1/r per side into proxies.
-    case createProxies(reduce: Int)
+    /// ProxyV, before its first layer: proxies made from each crop's vision tokens.
+    case createProxies(ProxySource)
     /// ProxyV, after the layer: v ← RMSNorm(W₂·SiLU(W₁·[W_in·v ; up(W_ctx·proxy)]) + v), width w.
     case guidedUpdate(width: Int)
     /// After the last ProxyV layer the proxies are discarded; vision tokens go on as before.
@@ -32,7 +41,8 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .visionMLP(w): return "vision MLP (width \(w))"
-        case let .createProxies(r): return "create proxies (bilinear 1/\(r))"
+        case let .createProxies(.spatial(r)): return "create proxies (bilinear 1/\(r))"
+        case let .createProxies(.learned(n)): return "create proxies (\(n) learned queries per crop)"
         case let .guidedUpdate(w): return "guided vision update (width \(w))"
         case .dropProxies: return "drop proxies"
         case let .pruneVision(keep): return "keep \(keep) of the vision tokens (by the last question token's attention)"
@@ -119,10 +129,19 @@ public struct LayerGraph: Equatable, Sendable {
                     nodes[l].ffn.remove(.vision)
                     if w > 0 { nodes[l].modules.append(.visionMLP(width: w)) }
                 }
-            case let .proxyV(r, width):
-                guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
+            case .proxyV, .proxyVLearned:
+                let source: ProxySource, width: Int?
+                switch part.variant {
+                case let .proxyV(r, w):
+                    guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
+                    (source, width) = (.spatial(reduce: r), w)
+                case let .proxyVLearned(n, w):
+                    guard n >= 1 else { throw fail("proxyv-learned needs at least one proxy per crop") }
+                    (source, width) = (.learned(count: n), w)
+                default: preconditionFailure()
+                }
                 guard let first = scheduled.first, scheduled == Array(first..<(first + scheduled.count)) else {
-                    throw fail("proxyv needs a contiguous run of layers (proxies are created once and carried)")
+                    throw fail("\(part.variant.name) needs a contiguous run of layers (proxies are created once and carried)")
                 }
                 let w = width ?? quarter
                 for l in scheduled {
@@ -132,10 +151,10 @@ public struct LayerGraph: Equatable, Sendable {
                     nodes[l].masked.formUnion([MaskedPair(.proxy, .vision)] + [.system, .newline, .question, .answer].map { MaskedPair($0, .proxy) })
                     nodes[l].modules.append(.guidedUpdate(width: w))
                 }
-                nodes[first].modules.insert(.createProxies(reduce: r), at: 0)
+                nodes[first].modules.insert(.createProxies(source), at: 0)
                 nodes[scheduled.last!].modules.append(.dropProxies)
                 if nodes.contains(where: { $0.modules.contains { if case .pruneVision = $0 { return true } else { return false } } }) {
-                    throw fail("proxyv keeps every vision token's place in its grid; it cannot be combined with token pruning")
+                    throw fail("\(part.variant.name) keeps every vision token's place in its crop; it cannot be combined with token pruning")
                 }
             }
         }
@@ -173,6 +192,7 @@ extension Variant {
         case .skipVisionAttention: return "skip-vattn"
         case .skipVisionBlock: return "skip-vattn-ffn"
         case .proxyV: return "proxyv"
+        case .proxyVLearned: return "proxyv-learned"
         case .fastV: return "fastv"
         case .pyramidDrop: return "pyramiddrop"
         }

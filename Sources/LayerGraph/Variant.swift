@@ -43,6 +43,8 @@ public enum Variant: Equatable, Sendable {
     /// Spatial ProxyV: proxies by bilinear resize with factor r per side, created at the first
     /// scheduled layer; full vision tokens updated by the guided vision MLP of width w.
     case proxyV(reduce: Int, mlpWidth: Int?)
+    /// Non-spatial ProxyV: n learned queries per crop make the proxies (see `ProxySource.learned`).
+    case proxyVLearned(perCrop: Int, mlpWidth: Int?)
     /// FastV: after layer k (counting from 1) keep the top (1 − r) of the vision tokens, ranked by
     /// the last question token's attention in that layer, averaged over heads.
     case fastV(afterLayer: Int, dropRatio: Double)
@@ -66,7 +68,8 @@ public struct ScheduledVariant: Equatable, Sendable {
 ///     schedule := 'from:' L | 'layers:' a '..<' b | 'layers:' l (',' l)* | 'ratio:' ρ
 ///
 /// Names and parameters: `baseline`; `mask-vv`; `skip-vattn(self=true|false)`;
-/// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`; `fastv(k=K, r=R)`;
+/// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`; `proxyv-learned(n=N, mlp=W)`;
+/// `fastv(k=K, r=R)`;
 /// `pyramiddrop(layers=8/16/24, keep=0.5/0.25/0.125)`. A part without a schedule applies to
 /// every layer; the token-reduction baselines name their layers as parameters and take none.
 /// Examples: `proxyv(r=4)@from:12`, `skip-vattn-ffn(mlp=256)@ratio:0.5`,
@@ -181,7 +184,7 @@ struct VariantParser {
         }
     }
 
-    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "fastv", "pyramiddrop"]
+    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "proxyv-learned", "fastv", "pyramiddrop"]
 
     private func makeVariant(_ name: String, column: Int, arguments: [(key: String, value: String, column: Int)]) throws -> Variant {
         var args = Dictionary(arguments.map { ($0.key, ($0.value, $0.column)) }, uniquingKeysWith: { first, _ in first })
@@ -215,6 +218,7 @@ struct VariantParser {
             let r = try integer("r") ?? 4
             if r < 1 { throw failure(column, "a reduce factor r ≥ 1") }
             variant = .proxyV(reduce: r, mlpWidth: try integer("mlp"))
+        case "proxyv-learned": variant = .proxyVLearned(perCrop: try integer("n") ?? 36, mlpWidth: try integer("mlp"))
         case "fastv":
             let (k, kc) = try required("k"), (r, rc) = try required("r")
             guard let layer = Int(k), layer >= 1 else { throw failure(kc, "a layer number ≥ 1 for 'k', got '\(k)'") }

@@ -70,7 +70,8 @@ final class GraphExecutorTests: XCTestCase {
         let permutedInputs = Tensor(shape: inputs.shape)
         let original = inputs, d = config.hidden
         for (i, r) in order.enumerated() { (permutedInputs.data + i * d).update(from: original.data + r * d, count: d) }
-        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:0", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1"] {
+        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:0", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1",
+                  "proxyv-learned(n=3)@from:1", "fastv(k=1,r=0.5)"] {
             let m = try model(v)
             let a = logitsByToken(run(m, inputs: original)), b = logitsByToken(run(m, layout: layout.packed(in: order), inputs: permutedInputs))
             XCTAssertEqual(Set(a.keys), Set(b.keys), v)
@@ -100,7 +101,11 @@ final class GraphExecutorTests: XCTestCase {
 
     /// In ProxyV layers proxies never attend to full vision tokens, and text never attends to proxies.
     func testProxyVMasksOnTheAttentionWeights() throws {
-        let pass = run(try model("proxyv(r=2)@from:1"))
+        try checkProxyMasks(run(try model("proxyv(r=2)@from:1")))
+        try checkProxyMasks(run(try model("proxyv-learned(n=4)@from:1")))
+    }
+
+    func checkProxyMasks(_ pass: GraphPass) throws {
         XCTAssertEqual(pass.finalLayout.tokens.filter { $0.kind == .proxy }.count, 0, "proxies are dropped after the last layer")
         for l in 1..<config.layers {
             let (queries, keys, probs) = pass.attention(layer: l)
@@ -178,7 +183,8 @@ final class GraphExecutorTests: XCTestCase {
     func testGradientsOfEveryVariantByFiniteDifferences() throws {
         for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:1", "skip-vattn(self=false)@layers:0,2",
                   "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2",
-                  "fastv(k=1,r=0.5)", "pyramiddrop(layers=1/2,keep=0.5/0.25)+skip-vattn@from:2"] {
+                  "fastv(k=1,r=0.5)", "pyramiddrop(layers=1/2,keep=0.5/0.25)+skip-vattn@from:2",
+                  "proxyv-learned(n=3)@from:1", "proxyv-learned(n=2,mlp=6)@layers:0..<2"] {
             let m = try model(v)
             let x = inputs
             m.zeroGradients()
@@ -228,7 +234,8 @@ final class GraphDecodingTests: XCTestCase {
         for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
         let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
         let newTokens: [Int32] = [4, 9, 1]
-        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2", "fastv(k=1,r=0.5)"] {
+        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2", "fastv(k=1,r=0.5)",
+                  "proxyv-learned(n=3)@from:1"] {
             let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
             let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
             let inputs = randomInputs(rows: prompt.count, seed: 7)

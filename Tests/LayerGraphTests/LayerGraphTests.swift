@@ -74,7 +74,7 @@ final class VariantTests: XCTestCase {
         XCTAssertFalse(n.queries.contains(.vision), "full vision tokens are not queries")
         XCTAssertTrue(n.keys.isSuperset(of: [.vision, .proxy]), "K/V for all tokens")
         XCTAssertFalse(n.ffn.contains(.vision))
-        XCTAssertEqual(n.modules, [.createProxies(reduce: 4), .guidedUpdate(width: 16)])
+        XCTAssertEqual(n.modules, [.createProxies(.spatial(reduce: 4)), .guidedUpdate(width: 16)])
         XCTAssertEqual(g.nodes[3].modules, [.guidedUpdate(width: 16), .dropProxies])
         let proxy = LayoutToken(kind: .proxy, crop: 0, index: 0, position: 5), full = LayoutToken(kind: .vision, crop: 0, index: 0, position: 5)
         let text = LayoutToken(kind: .question, index: 0, position: 900)
