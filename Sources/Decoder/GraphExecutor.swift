@@ -155,9 +155,9 @@ public final class GraphPass {
             case let .spatial(r):
                 proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: layout.grid, reduce: r)
                 perCrop = (layout.grid / r) * (layout.grid / r)
-                proxyExpansion = .nearest(reduce: r)
+                proxyExpansion = .nearest(reduce: r, grid: layout.grid)
             case let .learned(n):
-                let made = model.modules.proxyInitializer!.forward(full: gather(x, rows: full), grid: layout.grid)
+                let made = model.modules.proxyInitializer!.forward(full: gather(x, rows: full), tokensPerCrop: full.count / layout.crops)
                 (proxies, perCrop) = (made.proxies, n)
                 proxyExpansion = .splat(made.splat)
                 proxyInitialization = made.tape
@@ -241,7 +241,7 @@ public final class GraphPass {
                 t.guidedProxies = proxyRows(layout)
                 let (y, tape) = model.modules.guidedUpdates[l]!.forward(
                     full: gather(t.mid, rows: t.guidedFull), proxies: gather(t.mid, rows: t.guidedProxies),
-                    grid: layout.grid, expansion: proxyExpansion!, eps: c.normEps)
+                    tokensPerCrop: t.guidedFull.count / layout.crops, expansion: proxyExpansion!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
             case .createProxies, .dropProxies, .pruneVision:

@@ -38,8 +38,8 @@ public final class LightMLP {
 /// How the proxies' context reaches each vision token of its crop.
 enum ProxyExpansion {
     /// Nearest upsampling ×r per side: each spatial proxy guides its r×r block.
-    case nearest(reduce: Int)
-    /// Per crop a [G², n] matrix of weights over the crop's n learned proxies.
+    case nearest(reduce: Int, grid: Int)
+    /// Per crop an [m, n] matrix of weights over the crop's n learned proxies.
     case splat(Tensor)
 }
 
@@ -61,26 +61,26 @@ public final class GuidedUpdate {
     public var parameters: [Parameter] { [inputProj, contextProj, proj1, proj2, norm] }
     var width: Int { inputProj.shape[0] }
 
-    struct Tape { let full, proxies, context, joined, z1, s1, sum, rstd: Tensor; let grid: Int; let expansion: ProxyExpansion }
+    struct Tape { let full, proxies, context, joined, z1, s1, sum, rstd: Tensor; let tokensPerCrop: Int; let expansion: ProxyExpansion }
 
-    /// `full` holds the crops' vision tokens crop by crop in raster order [crops·G², d]; `proxies`
-    /// their proxies, crop by crop.
-    func forward(full: Tensor, proxies: Tensor, grid g: Int, expansion: ProxyExpansion, eps: Float) -> (Tensor, Tape) {
-        let w = width, n = full.shape[0], crops = n / (g * g), perCrop = proxies.shape[0] / crops
+    /// `full` holds the crops' vision tokens crop by crop [crops·m, d] (in raster order for
+    /// nearest expansion); `proxies` their proxies, crop by crop.
+    func forward(full: Tensor, proxies: Tensor, tokensPerCrop m: Int, expansion: ProxyExpansion, eps: Float) -> (Tensor, Tape) {
+        let w = width, n = full.shape[0], crops = n / m, perCrop = proxies.shape[0] / crops
         let context = proxies.linear(contextProj), input = full.linear(inputProj)
         let joined = Tensor(shape: [n, 2 * w])
         for c in 0..<crops {
-            let up = Tensor(shape: [g * g, w]), crop = context.data + c * perCrop * w
+            let up = Tensor(shape: [m, w]), crop = context.data + c * perCrop * w
             switch expansion {
-            case let .nearest(r):
+            case let .nearest(r, g):
                 Resize.nearestForward(x: crop, inHeight: g / r, inWidth: g / r, channels: w, y: up.data, outHeight: g, outWidth: g)
             case let .splat(weights):
-                BLAS.gemm(m: g * g, n: w, k: perCrop, a: weights.data + c * g * g * perCrop, lda: perCrop, b: crop, ldb: w,
+                BLAS.gemm(m: m, n: w, k: perCrop, a: weights.data + c * m * perCrop, lda: perCrop, b: crop, ldb: w,
                           c: up.data, ldc: w)
             }
-            for i in 0..<g * g {
-                let row = joined.data + (c * g * g + i) * 2 * w
-                row.update(from: input.data + (c * g * g + i) * w, count: w)
+            for i in 0..<m {
+                let row = joined.data + (c * m + i) * 2 * w
+                row.update(from: input.data + (c * m + i) * w, count: w)
                 (row + w).update(from: up.data + i * w, count: w)
             }
         }
@@ -88,32 +88,32 @@ public final class GuidedUpdate {
         let sum = s1.linear(proj2) + full
         let (out, rstd) = sum.rmsNorm(norm, eps: eps)
         return (out, Tape(full: full, proxies: proxies, context: context, joined: joined, z1: z1, s1: s1, sum: sum,
-                          rstd: rstd, grid: g, expansion: expansion))
+                          rstd: rstd, tokensPerCrop: m, expansion: expansion))
     }
 
     /// Accumulates the weight gradients (and, for splatting, the splat weights' gradient into
     /// `dSplat`); returns the gradients of `full` and of `proxies`.
     func backward(_ dy: Tensor, tape t: Tape, dSplat: Tensor?) -> (full: Tensor, proxies: Tensor) {
-        let w = width, g = t.grid, n = t.full.shape[0], crops = n / (g * g), perCrop = t.proxies.shape[0] / crops
+        let w = width, m = t.tokensPerCrop, n = t.full.shape[0], crops = n / m, perCrop = t.proxies.shape[0] / crops
         let dSum = dy.rmsNormBackward(norm, input: t.sum, rstd: t.rstd)
         let dJoined = dSum.linearBackward(proj2, input: t.s1).siluBackward(input: t.z1).linearBackward(proj1, input: t.joined)
         let dInput = Tensor(shape: [n, w]), dContext = Tensor(shape: t.context.shape)
         for c in 0..<crops {
-            let dUp = Tensor(shape: [g * g, w])
-            for i in 0..<g * g {
-                let row = dJoined.data + (c * g * g + i) * 2 * w
-                (dInput.data + (c * g * g + i) * w).update(from: row, count: w)
+            let dUp = Tensor(shape: [m, w])
+            for i in 0..<m {
+                let row = dJoined.data + (c * m + i) * 2 * w
+                (dInput.data + (c * m + i) * w).update(from: row, count: w)
                 (dUp.data + i * w).update(from: row + w, count: w)
             }
             let dCrop = dContext.data + c * perCrop * w
             switch t.expansion {
-            case let .nearest(r):
+            case let .nearest(r, g):
                 Resize.nearestBackward(dy: dUp.data, outHeight: g, outWidth: g, channels: w, dx: dCrop, inHeight: g / r, inWidth: g / r)
             case let .splat(weights):
-                let s = weights.data + c * g * g * perCrop
-                BLAS.gemm(transA: true, m: perCrop, n: w, k: g * g, a: s, lda: perCrop, b: dUp.data, ldb: w, beta: 1, c: dCrop, ldc: w)
-                BLAS.gemm(transB: true, m: g * g, n: perCrop, k: w, a: dUp.data, lda: w, b: t.context.data + c * perCrop * w, ldb: w,
-                          beta: 1, c: dSplat!.data + c * g * g * perCrop, ldc: perCrop)
+                let s = weights.data + c * m * perCrop
+                BLAS.gemm(transA: true, m: perCrop, n: w, k: m, a: s, lda: perCrop, b: dUp.data, ldb: w, beta: 1, c: dCrop, ldc: w)
+                BLAS.gemm(transB: true, m: m, n: perCrop, k: w, a: dUp.data, lda: w, b: t.context.data + c * perCrop * w, ldb: w,
+                          beta: 1, c: dSplat!.data + c * m * perCrop, ldc: perCrop)
             }
         }
         let dFull = dInput.linearBackward(inputProj, input: t.full, into: dSum)
@@ -137,47 +137,48 @@ public final class ProxyInitializer {
 
     public var parameters: [Parameter] { [key, queries] }
 
-    struct Tape { let full, keys, attention, splat: Tensor; let grid: Int }
+    struct Tape { let full, keys, attention, splat: Tensor; let tokensPerCrop: Int }
 
-    /// Returns the proxies [crops·n, d], crop by crop, and the splat weights [crops, G², n].
-    func forward(full: Tensor, grid g: Int) -> (proxies: Tensor, splat: Tensor, tape: Tape) {
-        let d = full.shape[1], h = key.shape[0], n = queries.shape[0], crops = full.shape[0] / (g * g), s = 1 / Float(h).squareRoot()
+    /// `full` holds the crops' vision tokens crop by crop [crops·m, d]. Returns the proxies
+    /// [crops·n, d], crop by crop, and the splat weights [crops, m, n].
+    func forward(full: Tensor, tokensPerCrop m: Int) -> (proxies: Tensor, splat: Tensor, tape: Tape) {
+        let d = full.shape[1], h = key.shape[0], n = queries.shape[0], crops = full.shape[0] / m, s = 1 / Float(h).squareRoot()
         let keys = full.linear(key)
-        let proxies = Tensor(shape: [crops * n, d]), attention = Tensor(shape: [crops, n, g * g]), splat = Tensor(shape: [crops, g * g, n])
-        let logits = Tensor(shape: [n, g * g]), transposed = Tensor(shape: [g * g, n])
+        let proxies = Tensor(shape: [crops * n, d]), attention = Tensor(shape: [crops, n, m]), splat = Tensor(shape: [crops, m, n])
+        let logits = Tensor(shape: [n, m]), transposed = Tensor(shape: [m, n])
         for c in 0..<crops {
-            let kc = keys.data + c * g * g * h, vc = full.data + c * g * g * d
-            let a = attention.data + c * n * g * g, st = splat.data + c * g * g * n
-            BLAS.gemm(transB: true, m: n, n: g * g, k: h, alpha: s, a: queries.value.data, lda: h, b: kc, ldb: h, c: logits.data, ldc: g * g)
-            Softmax.forward(x: logits.data, y: a, rows: n, cols: g * g)
-            BLAS.gemm(m: n, n: d, k: g * g, a: a, lda: g * g, b: vc, ldb: d, c: proxies.data + c * n * d, ldc: d)
-            BLAS.gemm(transB: true, m: g * g, n: n, k: h, alpha: s, a: kc, lda: h, b: queries.value.data, ldb: h, c: transposed.data, ldc: n)
-            Softmax.forward(x: transposed.data, y: st, rows: g * g, cols: n)
+            let kc = keys.data + c * m * h, vc = full.data + c * m * d
+            let a = attention.data + c * n * m, st = splat.data + c * m * n
+            BLAS.gemm(transB: true, m: n, n: m, k: h, alpha: s, a: queries.value.data, lda: h, b: kc, ldb: h, c: logits.data, ldc: m)
+            Softmax.forward(x: logits.data, y: a, rows: n, cols: m)
+            BLAS.gemm(m: n, n: d, k: m, a: a, lda: m, b: vc, ldb: d, c: proxies.data + c * n * d, ldc: d)
+            BLAS.gemm(transB: true, m: m, n: n, k: h, alpha: s, a: kc, lda: h, b: queries.value.data, ldb: h, c: transposed.data, ldc: n)
+            Softmax.forward(x: transposed.data, y: st, rows: m, cols: n)
         }
-        return (proxies, splat, Tape(full: full, keys: keys, attention: attention, splat: splat, grid: g))
+        return (proxies, splat, Tape(full: full, keys: keys, attention: attention, splat: splat, tokensPerCrop: m))
     }
 
     /// Accumulates the weight gradients; returns the gradient of `full`.
     func backward(dProxies: Tensor, dSplat: Tensor, tape t: Tape) -> Tensor {
-        let g = t.grid, d = t.full.shape[1], h = key.shape[0], n = queries.shape[0], crops = t.full.shape[0] / (g * g)
+        let m = t.tokensPerCrop, d = t.full.shape[1], h = key.shape[0], n = queries.shape[0], crops = t.full.shape[0] / m
         let s = 1 / Float(h).squareRoot()
         let dFull = Tensor(shape: t.full.shape), dKeys = Tensor(shape: t.keys.shape)
-        let dA = Tensor(shape: [n, g * g]), dLogits = Tensor(shape: [n, g * g]), dTransposed = Tensor(shape: [g * g, n])
+        let dA = Tensor(shape: [n, m]), dLogits = Tensor(shape: [n, m]), dTransposed = Tensor(shape: [m, n])
         for c in 0..<crops {
-            let kc = t.keys.data + c * g * g * h, vc = t.full.data + c * g * g * d, dpc = dProxies.data + c * n * d
-            let a = t.attention.data + c * n * g * g, st = t.splat.data + c * g * g * n
+            let kc = t.keys.data + c * m * h, vc = t.full.data + c * m * d, dpc = dProxies.data + c * n * d
+            let a = t.attention.data + c * n * m, st = t.splat.data + c * m * n
             // proxies = A·v
-            BLAS.gemm(transB: true, m: n, n: g * g, k: d, a: dpc, lda: d, b: vc, ldb: d, c: dA.data, ldc: g * g)
-            BLAS.gemm(transA: true, m: g * g, n: d, k: n, a: a, lda: g * g, b: dpc, ldb: d, beta: 1, c: dFull.data + c * g * g * d, ldc: d)
+            BLAS.gemm(transB: true, m: n, n: m, k: d, a: dpc, lda: d, b: vc, ldb: d, c: dA.data, ldc: m)
+            BLAS.gemm(transA: true, m: m, n: d, k: n, a: a, lda: m, b: dpc, ldb: d, beta: 1, c: dFull.data + c * m * d, ldc: d)
             dLogits.zero(); dTransposed.zero()
-            Softmax.backward(dy: dA.data, y: a, dx: dLogits.data, rows: n, cols: g * g)
-            Softmax.backward(dy: dSplat.data + c * g * g * n, y: st, dx: dTransposed.data, rows: g * g, cols: n)
+            Softmax.backward(dy: dA.data, y: a, dx: dLogits.data, rows: n, cols: m)
+            Softmax.backward(dy: dSplat.data + c * m * n, y: st, dx: dTransposed.data, rows: m, cols: n)
             // logits = s·P·Kᵀ and transposed = s·K·Pᵀ
-            BLAS.gemm(m: n, n: h, k: g * g, alpha: s, a: dLogits.data, lda: g * g, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
-            BLAS.gemm(transA: true, m: n, n: h, k: g * g, alpha: s, a: dTransposed.data, lda: n, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
-            let dkc = dKeys.data + c * g * g * h
-            BLAS.gemm(transA: true, m: g * g, n: h, k: n, alpha: s, a: dLogits.data, lda: g * g, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
-            BLAS.gemm(m: g * g, n: h, k: n, alpha: s, a: dTransposed.data, lda: n, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
+            BLAS.gemm(m: n, n: h, k: m, alpha: s, a: dLogits.data, lda: m, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
+            BLAS.gemm(transA: true, m: n, n: h, k: m, alpha: s, a: dTransposed.data, lda: n, b: kc, ldb: h, beta: 1, c: queries.grad.data, ldc: h)
+            let dkc = dKeys.data + c * m * h
+            BLAS.gemm(transA: true, m: m, n: h, k: n, alpha: s, a: dLogits.data, lda: m, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
+            BLAS.gemm(m: m, n: h, k: n, alpha: s, a: dTransposed.data, lda: n, b: queries.value.data, ldb: h, beta: 1, c: dkc, ldc: h)
         }
         return dKeys.linearBackward(key, input: t.full, into: dFull)
     }

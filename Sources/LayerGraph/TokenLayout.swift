@@ -71,11 +71,10 @@ public struct TokenLayout: Equatable, Sendable {
     /// Rows of the tokens of the given kinds, in memory order.
     public func rows(of kinds: Set<GroupKind>) -> [Int] { tokens.indices.filter { kinds.contains(tokens[$0].kind) } }
 
-    /// Rows of one crop's vision patches, in raster order.
+    /// Rows of one crop's vision tokens, in raster order (all G² of them unless some were
+    /// reduced away).
     public func visionRows(crop: Int) -> [Int] {
-        var rows = [Int](repeating: -1, count: grid * grid)
-        for (r, t) in tokens.enumerated() where t.kind == .vision && t.crop == crop { rows[t.index] = r }
-        return rows
+        tokens.indices.filter { tokens[$0].kind == .vision && tokens[$0].crop == crop }.sorted { tokens[$0].index < tokens[$1].index }
     }
 
     /// The first position id of the image span (the first vision token's).
