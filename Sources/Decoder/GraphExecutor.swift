@@ -27,6 +27,7 @@ public final class GraphModel {
 /// One layer's forward, as the graph node says, with everything its backward needs.
 final class GraphLayerTape {
     let layout: TokenLayout              // tokens the layer works on (proxies included once created)
+    let zipped: VisionZip?               // the vision tokens merged before the layer
     let created: (full: [Int], source: ProxySource)?   // rows of the vision tokens the proxies were made from
     let x: Tensor                        // the layer's input rows (proxy rows appended when created)
     var normed = Tensor(shape: [0]), rstd = Tensor(shape: [0])
@@ -46,8 +47,8 @@ final class GraphLayerTape {
     var outputLayout: TokenLayout
     var keptRows: [Int] = []              // rows of the layer's tokens that leave it (proxies dropped)
 
-    init(layout: TokenLayout, x: Tensor, created: (full: [Int], source: ProxySource)?) {
-        self.layout = layout; self.x = x; self.created = created; outputLayout = layout
+    init(layout: TokenLayout, x: Tensor, zipped: VisionZip?, created: (full: [Int], source: ProxySource)?) {
+        self.layout = layout; self.x = x; self.zipped = zipped; self.created = created; outputLayout = layout
     }
 }
 
@@ -66,6 +67,7 @@ public final class GraphPass {
 
     let inputs: Tensor
     let targets: [LayoutToken: Int32]
+    let saliency: [LayoutToken: Float]
     private(set) var tapes: [GraphLayerTape] = []
     private var finalHidden = Tensor(shape: [0]), finalNormed = Tensor(shape: [0]), finalRstd = Tensor(shape: [0])
     private var lse = Tensor(shape: [0]), finalTargets: [Int32] = []
@@ -75,13 +77,16 @@ public final class GraphPass {
     private var proxyInitialization: ProxyInitializer.Tape?
     private var dSplat: Tensor?
 
-    /// `targets` gives the next-token target of tokens that carry loss (by token, so packing does not matter).
-    public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:]) {
+    /// `targets` gives the next-token target of tokens that carry loss, and `saliency` the vision
+    /// encoder's saliency of vision tokens (VisionZip ranks by it) — by token, so packing does not matter.
+    public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:],
+                saliency: [LayoutToken: Float] = [:]) {
         precondition(inputs.shape == [layout.count, model.config.hidden], "one input embedding per token")
         self.model = model
         self.layout = layout
         self.inputs = inputs
         self.targets = targets
+        self.saliency = saliency
         finalLayout = layout
     }
 
@@ -147,7 +152,13 @@ public final class GraphPass {
     private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, layout inputLayout: TokenLayout) -> GraphLayerTape {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
         // Proxies are made from the layer's input vision tokens and join the tokens of the layer.
-        var layout = inputLayout, x = input, created: (full: [Int], source: ProxySource)?
+        var layout = inputLayout, x = input, created: (full: [Int], source: ProxySource)?, zipped: VisionZip?
+        for case let .zipVision(dominant, contextual) in node.modules {
+            let zip = VisionZip(layout: layout, x: x, saliency: saliency, dominant: dominant, contextual: contextual)
+            x = zip.forward(x)
+            layout = layout.keeping(rows: zip.keptRows)
+            zipped = zip
+        }
         for case let .createProxies(source) in node.modules {
             let full = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
             let proxies: Tensor, perCrop: Int
@@ -170,7 +181,7 @@ public final class GraphPass {
             x = grown
             created = (full, source)
         }
-        let t = GraphLayerTape(layout: layout, x: x, created: created)
+        let t = GraphLayerTape(layout: layout, x: x, zipped: zipped, created: created)
         let tokens = layout.tokens
         t.queryRows = layout.rows(of: node.queries)
         t.keyRows = layout.rows(of: node.keys.union(node.selfOnly))
@@ -244,7 +255,7 @@ public final class GraphPass {
                     tokensPerCrop: t.guidedFull.count / layout.crops, expansion: proxyExpansion!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
-            case .createProxies, .dropProxies, .pruneVision:
+            case .createProxies, .dropProxies, .pruneVision, .zipVision:
                 break
             }
         }
@@ -336,8 +347,14 @@ public final class GraphPass {
         dv.linearBackward(layer.value, input: t.normedK, into: dNormedK)
         scatterAdd(dNormedK, rows: t.keyRows, into: dNormed)
         dNormed.rmsNormBackward(layer.attentionNorm, input: t.x, rstd: t.rstd, into: dx)
-        // Proxies made in this layer pass their gradient back to the vision tokens they came from.
-        guard let created = t.created else { return dx }
+        // Proxies made in this layer pass their gradient back to the vision tokens they came from,
+        // and tokens merged before it to the tokens they were merged from.
+        let dInput = t.created.map { created in backwardThroughProxyCreation(dx, tape: t, created: created) } ?? dx
+        return t.zipped?.backward(dInput) ?? dInput
+    }
+
+    private func backwardThroughProxyCreation(_ dx: Tensor, tape t: GraphLayerTape, created: (full: [Int], source: ProxySource)) -> Tensor {
+        let d = config.hidden
         let inputCount = t.x.shape[0] - t.layout.rows(of: [.proxy]).count
         let dInput = Tensor(shape: [inputCount, d])
         dInput.data.update(from: dx.data, count: inputCount * d)

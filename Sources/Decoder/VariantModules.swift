@@ -221,7 +221,7 @@ public final class VariantModules {
                 case let .visionMLP(w): light[l] = LightMLP(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .guidedUpdate(w): guided[l] = GuidedUpdate(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .createProxies(.learned(n)): initializer = ProxyInitializer(hidden: hidden, keyWidth: hidden / 4, perCrop: n, rng: &rng)
-                case .createProxies(.spatial), .dropProxies, .pruneVision: break
+                case .createProxies(.spatial), .dropProxies, .pruneVision, .zipVision: break
                 }
             }
         }

@@ -34,6 +34,10 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
     case guidedUpdate(width: Int)
     /// After the last ProxyV layer the proxies are discarded; vision tokens go on as before.
     case dropProxies
+    /// Before the layer (the first), per crop: keep the `dominant` most salient vision tokens and
+    /// merge the others into `contextual` tokens, each the mean of a sampled token and the
+    /// remaining tokens most similar to it (VisionZip).
+    case zipVision(dominant: Int, contextual: Int)
     /// After the layer, keep this fraction of the original vision tokens: those the last question
     /// token attended to most in this layer (mean over heads). FastV and PyramidDrop.
     case pruneVision(keep: Double)
@@ -45,6 +49,7 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
         case let .createProxies(.learned(n)): return "create proxies (\(n) learned queries per crop)"
         case let .guidedUpdate(w): return "guided vision update (width \(w))"
         case .dropProxies: return "drop proxies"
+        case let .zipVision(d, c): return "VisionZip: keep \(d) dominant + \(c) merged contextual vision tokens per crop"
         case let .pruneVision(keep): return "keep \(keep) of the vision tokens (by the last question token's attention)"
         }
     }
@@ -95,6 +100,10 @@ public struct LayerGraph: Equatable, Sendable {
             switch part.variant {
             case let .fastV(k, r): (after, keep) = ([k], [1 - r])
             case let .pyramidDrop(ks, fractions): (after, keep) = (ks, fractions)
+            case let .visionZip(d, c):
+                guard d + c >= 1, d + c <= grid * grid else { throw fail("visionzip keeps \(d) + \(c) tokens of a crop's \(grid * grid)") }
+                nodes[0].modules.insert(.zipVision(dominant: d, contextual: c), at: 0)
+                continue
             default: continue
             }
             for (k, fraction) in zip(after, keep) {
@@ -114,7 +123,7 @@ public struct LayerGraph: Equatable, Sendable {
             }
             let quarter = hidden / 4
             switch part.variant {
-            case .baseline, .fastV, .pyramidDrop: break
+            case .baseline, .fastV, .pyramidDrop, .visionZip: break
             case .maskVisionToVision:
                 for l in scheduled { nodes[l].masked.insert(MaskedPair(.vision, .vision, keepsSelf: true)) }
             case let .skipVisionAttention(selfUpdate):
@@ -134,6 +143,9 @@ public struct LayerGraph: Equatable, Sendable {
                 switch part.variant {
                 case let .proxyV(r, w):
                     guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
+                    if spec.parts.contains(where: { if case .visionZip = $0.variant { return true } else { return false } }) {
+                        throw fail("spatial proxyv needs each crop's full grid; with visionzip use proxyv-learned")
+                    }
                     (source, width) = (.spatial(reduce: r), w)
                 case let .proxyVLearned(n, w):
                     guard n >= 1 else { throw fail("proxyv-learned needs at least one proxy per crop") }
@@ -195,13 +207,14 @@ extension Variant {
         case .proxyVLearned: return "proxyv-learned"
         case .fastV: return "fastv"
         case .pyramidDrop: return "pyramiddrop"
+        case .visionZip: return "visionzip"
         }
     }
 
     /// Token-reduction baselines name their layers as parameters instead of taking a schedule.
     public var placesItself: Bool {
         switch self {
-        case .fastV, .pyramidDrop: return true
+        case .fastV, .pyramidDrop, .visionZip: return true
         default: return false
         }
     }

@@ -48,6 +48,9 @@ public enum Variant: Equatable, Sendable {
     /// FastV: after layer k (counting from 1) keep the top (1 − r) of the vision tokens, ranked by
     /// the last question token's attention in that layer, averaged over heads.
     case fastV(afterLayer: Int, dropRatio: Double)
+    /// VisionZip, before the decoder, per crop: keep the `dominant` vision tokens with the highest
+    /// encoder saliency, and merge the rest into `contextual` tokens by similarity.
+    case visionZip(dominant: Int, contextual: Int)
     /// PyramidDrop: after each stage-end layer (counting from 1) keep the given fraction of the
     /// original vision tokens, ranked as FastV ranks them.
     case pyramidDrop(afterLayers: [Int], keep: [Double])
@@ -69,11 +72,12 @@ public struct ScheduledVariant: Equatable, Sendable {
 ///
 /// Names and parameters: `baseline`; `mask-vv`; `skip-vattn(self=true|false)`;
 /// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`; `proxyv-learned(n=N, mlp=W)`;
-/// `fastv(k=K, r=R)`;
+/// `fastv(k=K, r=R)`; `visionzip(dominant=D, contextual=C)`;
 /// `pyramiddrop(layers=8/16/24, keep=0.5/0.25/0.125)`. A part without a schedule applies to
 /// every layer; the token-reduction baselines name their layers as parameters and take none.
 /// Examples: `proxyv(r=4)@from:12`, `skip-vattn-ffn(mlp=256)@ratio:0.5`,
-/// `mask-vv@layers:0..<4+skip-vattn@from:4`, `fastv(k=2,r=0.5)`.
+/// `mask-vv@layers:0..<4+skip-vattn@from:4`, `fastv(k=2,r=0.5)`,
+/// `visionzip(dominant=54,contextual=10)+proxyv-learned(n=16)@from:8`.
 public struct VariantSpec: Equatable, Sendable, CustomStringConvertible {
     public let parts: [ScheduledVariant]
     public let text: String
@@ -184,7 +188,7 @@ struct VariantParser {
         }
     }
 
-    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "proxyv-learned", "fastv", "pyramiddrop"]
+    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "proxyv-learned", "fastv", "pyramiddrop", "visionzip"]
 
     private func makeVariant(_ name: String, column: Int, arguments: [(key: String, value: String, column: Int)]) throws -> Variant {
         var args = Dictionary(arguments.map { ($0.key, ($0.value, $0.column)) }, uniquingKeysWith: { first, _ in first })
@@ -223,6 +227,8 @@ struct VariantParser {
             let (k, kc) = try required("k"), (r, rc) = try required("r")
             guard let layer = Int(k), layer >= 1 else { throw failure(kc, "a layer number ≥ 1 for 'k', got '\(k)'") }
             variant = .fastV(afterLayer: layer, dropRatio: try fraction(r, "r", rc))
+        case "visionzip":
+            variant = .visionZip(dominant: try integer("dominant") ?? 54, contextual: try integer("contextual") ?? 10)
         case "pyramiddrop":
             let (l, lc) = take("layers") ?? ("8/16/24", column), (k, kc) = take("keep") ?? ("0.5/0.25/0.125", column)
             let layers = try l.split(separator: "/").map { part -> Int in

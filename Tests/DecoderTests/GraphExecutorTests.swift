@@ -153,6 +153,51 @@ final class GraphExecutorTests: XCTestCase {
         XCTAssertEqual(pyramid.attention(layer: 2).keys.filter { $0.kind == .vision }.count, 8)
     }
 
+    /// VisionZip keeps the most salient tokens of each crop and merges the rest into contextual
+    /// tokens that are the mean of their members.
+    func testVisionZipKeepsDominantTokensAndMergesTheRest() throws {
+        var rng = SeededGenerator(seed: 12)
+        let saliency = Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
+        let m = try model("visionzip(dominant=5,contextual=2)")
+        let pass = GraphPass(model: m, layout: layout, inputs: inputs, targets: targets, saliency: saliency)
+        pass.forward()
+        let (tokens, entering, _) = pass.attentionBlock(layer: 0)
+        let d = config.hidden, original = inputs
+        for crop in 0..<2 {
+            let kept = tokens.enumerated().filter { $0.element.kind == .vision && $0.element.crop == crop }
+            XCTAssertEqual(kept.count, 7, "5 dominant + 2 contextual")
+            let all = layout.tokens.enumerated().filter { $0.element.kind == .vision && $0.element.crop == crop }
+            let dominant = Set(all.sorted { saliency[$0.element]! > saliency[$1.element]! }.prefix(5).map(\.element))
+            XCTAssertTrue(dominant.isSubset(of: Set(kept.map(\.element))))
+            // Dominant tokens pass unchanged.
+            func row(_ token: LayoutToken) -> [Float] {
+                let r = layout.tokens.firstIndex(of: token)!
+                return Array(UnsafeBufferPointer(start: original.data + r * d, count: d))
+            }
+            for (k, token) in kept where dominant.contains(token) {
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: entering.data + k * d, count: d)), row(token))
+            }
+            // The other 11, in raster order: targets at 0 and 11·1/2 = 5; each of the rest joins the
+            // target of higher cosine similarity; a contextual token is its group's mean.
+            let rest = all.map(\.element).filter { !dominant.contains($0) }.sorted { $0.index < $1.index }
+            let targets = [rest[0], rest[5]]
+            func cosine(_ a: [Float], _ b: [Float]) -> Float {
+                zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } / (a.reduce(0) { $0 + $1 * $1 }.squareRoot() * b.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            }
+            var groups = targets.map { [row($0)] }
+            for token in rest where !targets.contains(token) {
+                let similarities = targets.map { cosine(row($0), row(token)) }
+                groups[similarities[0] >= similarities[1] ? 0 : 1].append(row(token))
+            }
+            for (target, group) in zip(targets, groups) {
+                let k = kept.first { $0.element == target }!.offset
+                let mean = (0..<d).map { j in group.reduce(Float(0)) { $0 + $1[j] } / Float(group.count) }
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: entering.data + k * d, count: d)), mean, accuracy: 1e-5)
+            }
+        }
+        XCTAssertEqual(pass.finalLayout.tokens.filter { $0.kind == .vision }.count, 14)
+    }
+
     /// Spatial proxies for r = 4 are the mean of the 2×2 centre tokens of each 4×4 block of their crop.
     func testSpatialProxiesAreTheMeanOfEachBlocksCentre() throws {
         let grid8 = TokenLayout(grid: 8, crops: 2, system: 1, question: 2)
@@ -184,7 +229,8 @@ final class GraphExecutorTests: XCTestCase {
         for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:1", "skip-vattn(self=false)@layers:0,2",
                   "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2",
                   "fastv(k=1,r=0.5)", "pyramiddrop(layers=1/2,keep=0.5/0.25)+skip-vattn@from:2",
-                  "proxyv-learned(n=3)@from:1", "proxyv-learned(n=2,mlp=6)@layers:0..<2"] {
+                  "proxyv-learned(n=3)@from:1", "proxyv-learned(n=2,mlp=6)@layers:0..<2",
+                  "visionzip(dominant=4,contextual=3)+proxyv-learned(n=2)@from:1"] {
             let m = try model(v)
             let x = inputs
             m.zeroGradients()
@@ -235,7 +281,7 @@ final class GraphDecodingTests: XCTestCase {
         let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
         let newTokens: [Int32] = [4, 9, 1]
         for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2", "fastv(k=1,r=0.5)",
-                  "proxyv-learned(n=3)@from:1"] {
+                  "proxyv-learned(n=3)@from:1", "visionzip(dominant=4,contextual=3)+proxyv-learned(n=2)@from:1"] {
             let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
             let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
             let inputs = randomInputs(rows: prompt.count, seed: 7)

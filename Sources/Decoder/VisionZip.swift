@@ -1,0 +1,64 @@
+import Kernels
+import LayerGraph
+
+/// VisionZip's reduction of the vision tokens before the decoder, crop by crop: the `dominant`
+/// tokens with the highest encoder saliency stay as they are; of the rest, `contextual` tokens
+/// sampled at even intervals become merge targets, every other token joins the target it is most
+/// similar to (cosine of hidden states), and each target becomes the mean of its members.
+struct VisionZip {
+    /// The rows that stay, in memory order, and for each the input rows averaged into it.
+    let keptRows: [Int]
+    let members: [[Int]]
+    let inputCount: Int
+
+    init(layout: TokenLayout, x: Tensor, saliency: [LayoutToken: Float], dominant: Int, contextual: Int) {
+        let tokens = layout.tokens, d = x.shape[1]
+        var groups: [Int: [Int]] = [:]
+        for crop in 0..<layout.crops {
+            let rows = layout.visionRows(crop: crop)
+            let ranked = rows.sorted { a, b in
+                let (sa, sb) = (saliency[tokens[a]] ?? 0, saliency[tokens[b]] ?? 0)
+                return sa != sb ? sa > sb : tokens[a].index < tokens[b].index
+            }
+            for r in ranked.prefix(dominant) { groups[r] = [r] }
+            let rest = ranked.dropFirst(dominant).sorted { tokens[$0].index < tokens[$1].index }
+            guard contextual > 0, !rest.isEmpty else { continue }
+            let targets = (0..<min(contextual, rest.count)).map { rest[$0 * rest.count / min(contextual, rest.count)] }
+            for t in targets { groups[t] = [t] }
+            func unit(_ r: Int) -> [Float] {
+                let v = Array(UnsafeBufferPointer(start: x.data + r * d, count: d))
+                let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                return v.map { $0 / norm }
+            }
+            let targetUnits = targets.map(unit)
+            for r in rest where groups[r] == nil {
+                let u = unit(r)
+                let similarity = targetUnits.map { zip($0, u).reduce(0) { $0 + $1.0 * $1.1 } }
+                groups[targets[similarity.indices.max { similarity[$0] < similarity[$1] }!]]!.append(r)
+            }
+        }
+        keptRows = tokens.indices.filter { tokens[$0].kind != .vision || groups[$0] != nil }
+        members = keptRows.map { groups[$0] ?? [$0] }
+        inputCount = layout.count
+    }
+
+    /// The kept rows, each the mean of its members.
+    func forward(_ x: Tensor) -> Tensor {
+        let d = x.shape[1], out = Tensor(shape: [keptRows.count, d])
+        for (i, group) in members.enumerated() {
+            let dst = out.data + i * d, scale = 1 / Float(group.count)
+            for m in group { for j in 0..<d { dst[j] += x.data[m * d + j] * scale } }
+        }
+        return out
+    }
+
+    /// Each member receives its share of its kept row's gradient.
+    func backward(_ dOut: Tensor) -> Tensor {
+        let d = dOut.shape[1], dx = Tensor(shape: [inputCount, d])
+        for (i, group) in members.enumerated() {
+            let src = dOut.data + i * d, scale = 1 / Float(group.count)
+            for m in group { for j in 0..<d { dx.data[m * d + j] += src[j] * scale } }
+        }
+        return dx
+    }
+}
