@@ -37,7 +37,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
 
     /// Named shapes for small-scale work. `small` is the training-throughput benchmark's model.
     public static let presets: [String: LlamaConfig] = [
-        "tiny": LlamaConfig(hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 192, vocab: 64),
+        "tiny": LlamaConfig(hidden: 64, layers: 4, heads: 4, kvHeads: 2, ffn: 192, vocab: 64),
         "small": LlamaConfig(hidden: 256, layers: 8, heads: 4, kvHeads: 4, ffn: 1024, vocab: 512),
     ]
 }

@@ -112,6 +112,7 @@ public struct LayerGraph: Equatable, Sendable {
             }
         }
         for part in spec.parts where part.variant != .baseline && !part.variant.placesItself {
+            if case let .from(l) = part.schedule, l > layers { throw fail("layer \(l) is past the last layer (\(layers - 1))") }
             let scheduled = part.schedule.layers(of: layers)
             if scheduled.isEmpty { continue }
             if let bad = scheduled.first(where: { $0 < 0 || $0 >= layers }) {
@@ -173,16 +174,28 @@ public struct LayerGraph: Equatable, Sendable {
         self.nodes = nodes
     }
 
-    /// The layer graph as a table, one line per layer.
+    /// The layer graph as text: runs of identical layers, each with who queries, who is attended,
+    /// what is masked, who takes the FFN and which light modules run.
     public func rendered() -> String {
-        func list(_ s: Set<GroupKind>) -> String { s.isEmpty ? "-" : s.sorted().map(\.rawValue).joined(separator: ",") }
-        var lines = ["variant \(spec.text)",
-                     "layer  queries | keys/values | self-only | masked (query→key) | FFN | light modules"]
-        for (l, n) in nodes.enumerated() {
-            let masked = n.masked.isEmpty ? "-" : n.masked.sorted().map(\.description).joined(separator: ", ")
-            let modules = n.modules.isEmpty ? "-" : n.modules.map(\.description).joined(separator: "; ")
-            lines.append(String(l).padding(toLength: 5, withPad: " ", startingAt: 0)
-                         + "  \(list(n.queries)) | \(list(n.keys)) | \(list(n.selfOnly)) | \(masked) | \(list(n.ffn)) | \(modules)")
+        func list(_ s: Set<GroupKind>) -> String { s.isEmpty ? "-" : s.sorted().map(\.rawValue).joined(separator: ", ") }
+        var lines = ["variant \(spec.text)"]
+        var start = 0
+        while start < nodes.count {
+            var end = start + 1
+            while end < nodes.count && nodes[end] == nodes[start] { end += 1 }
+            let n = nodes[start]
+            lines.append(end - start == 1 ? "layer \(start)" : "layers \(start)..<\(end)")
+            if n == .baseline {
+                lines.append("  baseline: every group queries, is attended and takes the FFN")
+            } else {
+                lines.append("  queries      \(list(n.queries))")
+                lines.append("  keys/values  \(list(n.keys))")
+                if !n.selfOnly.isEmpty { lines.append("  self only    \(list(n.selfOnly)) (update = O·own value)") }
+                if !n.masked.isEmpty { lines.append("  masked       " + n.masked.sorted().map(\.description).joined(separator: ", ")) }
+                lines.append("  FFN          \(list(n.ffn))")
+            }
+            if !n.modules.isEmpty { lines.append("  modules      " + n.modules.map(\.description).joined(separator: "; ")) }
+            start = end
         }
         return lines.joined(separator: "\n")
     }

@@ -47,7 +47,7 @@ final class CLITests: XCTestCase {
     /// The loss visibly falls and the checkpoint loads back.
     func testTrainOnCopyTaskLowersTheLossAndWritesACheckpoint() throws {
         let out = folder.appendingPathComponent("run").path
-        let r = try squeeze("train", "--task", "copy", "--preset", "tiny", "--steps", "150", "--out", out, "--threads", "1")
+        let r = try squeeze("train", "--task", "copy", "--preset", "tiny", "--steps", "150", "--lengths", "2...4", "--out", out, "--threads", "1")
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.err.contains("train 150/150"), "plain progress lines when not on a terminal: \(r.err)")
         let log = try String(contentsOfFile: out + "/train_log.csv", encoding: .utf8).split(separator: "\n").dropFirst()
@@ -72,10 +72,12 @@ final class CLITests: XCTestCase {
     }
 
     func testGraphPrintsEachLayerAndRejectsBadVariants() throws {
-        let r = try squeeze("graph", "--model", "tiny", "--variant", "proxyv(r=4)@from:1")
+        let r = try squeeze("graph", "--model", "tiny", "--variant", "proxyv(r=4)@from:2")
         XCTAssertEqual(r.status, 0, r.err)
-        let layer1 = r.out.split(separator: "\n").first { $0.hasPrefix("1 ") }.map(String.init) ?? ""
-        XCTAssertTrue(layer1.contains("proxy→vision") && layer1.contains("create proxies (bilinear 1/4)"), r.out)
+        XCTAssertTrue(r.out.contains("layers 0..<2\n  baseline"), r.out)
+        let layer2 = r.out.components(separatedBy: "layer 2\n").last!.components(separatedBy: "layer 3").first!
+        XCTAssertTrue(layer2.contains("  queries      system, newline, question, answer, proxy"), r.out)
+        XCTAssertTrue(layer2.contains("proxy→vision") && layer2.contains("create proxies (bilinear 1/4)"), r.out)
         let bad = try squeeze("graph", "--variant", "proxyv(r=4)@form:1")
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("column 13: expected a schedule"), bad.err)

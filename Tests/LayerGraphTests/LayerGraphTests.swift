@@ -61,6 +61,8 @@ final class VariantTests: XCTestCase {
         XCTAssertNil(problem("proxyv(r=4)@from:4"))
         XCTAssertTrue(problem("proxyv(r=5)@from:4")!.contains("does not divide the grid side 24"))
         XCTAssertTrue(problem("mask-vv@layers:2..<9")!.contains("layer 8 is past the last layer (7)"))
+        XCTAssertTrue(problem("mask-vv@from:9")!.contains("layer 9 is past the last layer (7)"))
+        XCTAssertNil(problem("mask-vv@from:8"), "an empty schedule is allowed")
         XCTAssertTrue(problem("mask-vv@from:2+skip-vattn@layers:5")!.contains("layer 5 is claimed by both mask-vv and skip-vattn"))
         XCTAssertTrue(problem("proxyv@layers:2,4")!.contains("contiguous"))
         XCTAssertTrue(problem("fastv(k=8,r=0.5)")!.contains("after layer 8"))
