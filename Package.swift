@@ -20,10 +20,12 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"]),
         .target(name: "LayerGraph", dependencies: ["Kernels"]),
         .target(name: "Decoder", dependencies: ["Kernels", "LayerGraph"]),
+        .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph", "Decoder"],
+                resources: [.copy("Resources/paper")]),
         .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [
-            "Kernels", "LayerGraph", "Decoder", "Training",
+            "Kernels", "LayerGraph", "Decoder", "Accounting", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -32,6 +34,7 @@ let package = Package(
         .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training"],
                     resources: [.copy("Reference")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "CLITests", dependencies: ["squeeze"]),
     ],

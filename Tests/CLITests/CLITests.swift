@@ -35,7 +35,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["train", "inspect", "graph", "bench"] {
+        for command in ["train", "inspect", "graph", "flops", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
@@ -81,6 +81,22 @@ final class CLITests: XCTestCase {
         let bad = try squeeze("graph", "--variant", "proxyv(r=4)@form:1")
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("column 13: expected a schedule"), bad.err)
+    }
+
+    func testFlopsReproducesThePaperAsJSON() throws {
+        let r = try squeeze("flops", "--model", "vicuna-7b", "--variant", "proxyv(r=4)@from:12", "--crops", "5", "--grid", "24",
+                            "--text", "50", "--convention", "paper", "--format", "json")
+        XCTAssertEqual(r.status, 0, r.err)
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        XCTAssertEqual(json["reduction_pct"] as! Double, 45.5, accuracy: 0.05)
+        XCTAssertEqual(json["paper_reduction_pct"] as? Double, 46)
+        for key in ["flops", "baseline_flops", "macs", "params", "kv_cache_bytes"] { XCTAssertNotNil(json[key] as? Int, key) }
+        XCTAssertEqual((json["per_layer"] as! [[String: Any]]).count, 32)
+        let csv = try squeeze("flops", "--variant", "skip-vattn-ffn@from:30", "--format", "csv")
+        XCTAssertTrue(csv.out.hasPrefix("layer,q_proj,k_proj,v_proj,attention_scores,attention_values,o_proj,ffn,light_mlp,total\n"), csv.out)
+        let bad = try squeeze("flops", "--model", "vicuna-70b")
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("vicuna-70b: not a model preset"), bad.err)
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.

@@ -1,0 +1,92 @@
+import Accounting
+import ArgumentParser
+import Decoder
+import Foundation
+import LayerGraph
+
+struct Flops: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Count prefill FLOPs, MACs, parameters and KV-cache bytes of a variant, layer by layer and operation by operation.")
+
+    @Option(help: "Model shape: \(ModelPresets.all.keys.sorted().joined(separator: ", ")).")
+    var model = "vicuna-7b"
+    @Option(help: "A Hugging Face config.json to take the shape from instead of --model.")
+    var config: String?
+    @Option(help: "Variant in the text form, e.g. 'proxyv(r=4)@from:12'.")
+    var variant = "baseline"
+    @Option(help: "Image crops.")
+    var crops = 5
+    @Option(help: "Vision grid side G (G×G tokens per crop).")
+    var grid = 24
+    @Option(help: "Text tokens.")
+    var text = 50
+    @Option(help: "Counting convention: \(CountingConvention.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var convention: CountingConvention = .paper
+    @Option(help: "Bytes per cached key/value entry (2: 16-bit, as these models are served).")
+    var kvBytes = 2
+    @Option(help: "Output: table, json or csv.")
+    var format: CountFormat = .table
+
+    func run() throws {
+        let (shape, name) = try reportingBadInput { () throws -> (LlamaConfig, String) in
+            if let config { return (try ModelPresets.fromHuggingFace(path: config), config) }
+            return (try ModelPresets.named(model), model)
+        }
+        let layout = TokenLayout(grid: grid, crops: crops, system: 0, question: text)
+        let spec = try reportingBadInput { try VariantSpec(variant) }
+        let graph = try reportingBadInput { try LayerGraph(spec: spec, layers: shape.layers, hidden: shape.hidden, grid: grid) }
+        let accountant = Accountant(config: shape, graph: graph, layout: layout)
+        let baseline = Accountant(config: shape, graph: try LayerGraph(spec: .baseline, layers: shape.layers, hidden: shape.hidden, grid: grid),
+                                  layout: layout)
+        let layers = accountant.prefill(convention: convention)
+        let flops = layers.reduce(0) { $0 + $1.flops }, baselineFlops = baseline.prefill(convention: convention).reduce(0) { $0 + $1.flops }
+        let reduction = 100 * (1 - Double(flops) / Double(baselineFlops))
+        let params = accountant.parameters, kvBytes = accountant.kvCacheBytes(bytesPerValue: self.kvBytes)
+        let paper = spec.parts.count == 1 ? spec.parts[0].schedule.layers(of: shape.layers).first
+            .flatMap { PaperTables.flopsReduction(model: name, variant: spec.parts[0].variant.name, startLayer: $0) } : nil
+
+        switch format {
+        case .json:
+            var object: [String: Any] = [
+                "model": name, "variant": variant, "convention": convention.rawValue, "crops": crops, "grid": grid, "text": text,
+                "flops": flops, "macs": flops / 2, "baseline_flops": baselineFlops, "reduction_pct": reduction,
+                "params": params.reduce(0) { $0 + $1.count }, "kv_cache_bytes": kvBytes,
+                "params_by_module": Dictionary(uniqueKeysWithValues: params.map { ($0.module, $0.count) }),
+                "per_layer": layers.map { layer in
+                    ["layer": layer.layer, "flops": layer.flops,
+                     "tokens": Dictionary(uniqueKeysWithValues: layer.tokens.map { ($0.key.rawValue, $0.value) }),
+                     "operations": Dictionary(uniqueKeysWithValues: layer.operations.map { ($0.name, $0.flops) })] as [String: Any]
+                },
+            ]
+            if let paper { object["paper_reduction_pct"] = paper }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        case .csv:
+            let names = layers.first?.operations.map(\.name) ?? []
+            let extra = Array(Set(layers.flatMap { $0.operations.map(\.name) }).subtracting(names)).sorted()
+            print((["layer"] + names + extra + ["total"]).joined(separator: ","))
+            for layer in layers {
+                let byName = Dictionary(uniqueKeysWithValues: layer.operations.map { ($0.name, $0.flops) })
+                print(([String(layer.layer)] + (names + extra).map { String(byName[$0] ?? 0) } + [String(layer.flops)]).joined(separator: ","))
+            }
+        case .table:
+            print("\(name), variant \(variant), \(crops) crops of \(grid)×\(grid) + \(crops) newlines + \(text) text tokens, \(convention.rawValue) convention")
+            print("layer  tokens in the layer                         GFLOPs  attention       FFN")
+            for layer in layers {
+                let byName = Dictionary(uniqueKeysWithValues: layer.operations.map { ($0.name, $0.flops) })
+                let tokens = layer.tokens.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+                let attention = (byName["attention_scores"] ?? 0) + (byName["attention_values"] ?? 0)
+                print(String(format: "%5d  %-42@ %8.1f  %8.1f  %8.1f", layer.layer, tokens as NSString, Double(layer.flops) / 1e9,
+                             Double(attention) / 1e9, Double(byName["ffn"] ?? 0) / 1e9))
+            }
+            print(String(format: "total %.2f TFLOPs (%.2f TMACs); baseline %.2f TFLOPs; reduced by %.1f %%", Double(flops) / 1e12,
+                         Double(flops) / 2e12, Double(baselineFlops) / 1e12, reduction)
+                  + (paper.map { String(format: " (paper: %.0f %%)", $0) } ?? ""))
+            print("parameters: " + params.map { "\($0.module) \($0.count)" }.joined(separator: ", "))
+            print("KV cache after prefill: \(kvBytes) bytes (\(self.kvBytes)-byte values)")
+        }
+    }
+}
+
+enum CountFormat: String, ExpressibleByArgument, CaseIterable { case table, json, csv }
+extension CountingConvention: ExpressibleByArgument {}
