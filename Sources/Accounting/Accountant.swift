@@ -135,3 +135,29 @@ public struct Accountant {
         }
     }
 }
+
+/// Layers that do the same work on the same token counts: timing one layer of each kind and
+/// multiplying by its count gives the time of the whole prefill.
+public struct LayerKind: Equatable, Sendable {
+    public let node: LayerNode
+    public let tokens: [GroupKind: Int]
+    public let layers: [Int]
+    /// MACs of one layer of this kind.
+    public let macs: Int
+}
+
+extension Accountant {
+    /// The distinct layer kinds, in order of first appearance.
+    public var layerKinds: [LayerKind] {
+        var kinds: [LayerKind] = []
+        for count in prefill() {
+            let node = graph.nodes[count.layer]
+            if let i = kinds.firstIndex(where: { $0.node == node && $0.tokens == count.tokens }) {
+                kinds[i] = LayerKind(node: node, tokens: count.tokens, layers: kinds[i].layers + [count.layer], macs: kinds[i].macs)
+            } else {
+                kinds.append(LayerKind(node: node, tokens: count.tokens, layers: [count.layer], macs: count.macs))
+            }
+        }
+        return kinds
+    }
+}

@@ -1,3 +1,4 @@
+import Dispatch
 import Kernels
 import LayerGraph
 
@@ -64,6 +65,11 @@ public final class GraphPass {
     public private(set) var inputGradient = Tensor(shape: [0])
     public private(set) var lossSum = 0.0
     public private(set) var countedTargets = 0
+    /// Wall-clock seconds of each layer in the last `forward()`.
+    public private(set) var layerSeconds: [Double] = []
+    /// Whether the attention weights are kept for a backward (inference passes skip them,
+    /// except in layers that rank tokens by them).
+    public let keepsForBackward: Bool
 
     let inputs: Tensor
     let targets: [LayoutToken: Int32]
@@ -80,7 +86,8 @@ public final class GraphPass {
     /// `targets` gives the next-token target of tokens that carry loss, and `saliency` the vision
     /// encoder's saliency of vision tokens (VisionZip ranks by it) — by token, so packing does not matter.
     public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:],
-                saliency: [LayoutToken: Float] = [:]) {
+                saliency: [LayoutToken: Float] = [:], keepsForBackward: Bool = true) {
+        self.keepsForBackward = keepsForBackward
         precondition(inputs.shape == [layout.count, model.config.hidden], "one input embedding per token")
         self.model = model
         self.layout = layout
@@ -96,12 +103,15 @@ public final class GraphPass {
     @discardableResult
     public func forward() -> Float {
         tapes = []
+        layerSeconds = []
         var x = inputs, current = layout
         for (l, node) in model.graph.nodes.enumerated() {
+            let start = DispatchTime.now().uptimeNanoseconds
             let tape = layerForward(l, node: node, x: x, layout: current)
             tapes.append(tape)
             x = gather(tape.mid, rows: tape.keptRows)
             current = tape.outputLayout
+            layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         finalLayout = current
         finalHidden = x
@@ -116,6 +126,7 @@ public final class GraphPass {
     /// Accumulates the gradient of lossSum / normalizer (default: the mean loss) into every
     /// parameter and into `inputGradient`.
     public func backward(normalizer: Int? = nil) {
+        precondition(keepsForBackward, "this pass was made for inference")
         let normalizer = normalizer ?? countedTargets
         let dLogits = Tensor(shape: logits.shape)
         if normalizer > 0 {
@@ -205,9 +216,10 @@ public final class GraphPass {
             let q = tokens[t.queryRows[i]], k = tokens[t.keyRows[j]]
             return keyable[j] && k.position <= q.position && node.allows(query: q, key: k)
         }
-        t.probs = Tensor(shape: [c.heads * t.queryRows.count * t.keyRows.count])
+        let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
+        t.probs = Tensor(shape: [keepsForBackward || ranks ? c.heads * t.queryRows.count * t.keyRows.count : 0])
         t.attended = Tensor(shape: [t.queryRows.count, d])
-        Attention.forward(q: t.q.data, k: t.k.data, v: t.v.data, out: t.attended.data, probs: t.probs.data,
+        Attention.forward(q: t.q.data, k: t.k.data, v: t.v.data, out: t.attended.data, probs: t.probs.count > 0 ? t.probs.data : nil,
                           mask: t.mask, layout: hl)
         t.mid = x.copy()
         scatterAdd(t.attended.linear(layer.output), rows: t.queryRows, into: t.mid)

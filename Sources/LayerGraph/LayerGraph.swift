@@ -87,6 +87,12 @@ public struct LayerGraph: Equatable, Sendable {
     public let spec: VariantSpec
     public let nodes: [LayerNode]
 
+    /// A graph made of given nodes (a probe that runs one layer of each kind, for timing).
+    public init(spec: VariantSpec, nodes: [LayerNode]) {
+        self.spec = spec
+        self.nodes = nodes
+    }
+
     /// Compiles a variant for a decoder of `layers` layers and width `hidden` over vision grids of
     /// side `grid`. Impossible settings (a layer past the last, r not dividing the grid, two
     /// variants on one layer) are errors that say which and why.

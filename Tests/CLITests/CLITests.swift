@@ -35,7 +35,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["train", "inspect", "graph", "flops", "bench"] {
+        for command in ["train", "inspect", "graph", "flops", "time", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
@@ -97,6 +97,21 @@ final class CLITests: XCTestCase {
         let bad = try squeeze("flops", "--model", "vicuna-70b")
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("vicuna-70b: not a model preset"), bad.err)
+    }
+
+    /// Timing composes one layer of each kind: for ProxyV, the baseline layers, the first ProxyV
+    /// layer (proxies made), the middle ones and the last (proxies dropped).
+    func testTimeComposesLayerKinds() throws {
+        let r = try squeeze("time", "--model", "small", "--variant", "proxyv(r=4)@from:4", "--grid", "8", "--crops", "2",
+                            "--reps", "1", "--format", "json", "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let kinds = json["kinds"] as! [[String: Any]]
+        XCTAssertEqual(kinds.map { $0["layers"] as! [Int] }, [[0, 1, 2, 3], [4], [5, 6], [7]])
+        let perKind = kinds.map { ($0["layers"] as! [Int]).count > 0 ? $0["median_seconds"] as! Double : 0 }
+        let composed = zip(kinds, perKind).reduce(0.0) { $0 + Double(($1.0["layers"] as! [Int]).count) * $1.1 }
+        XCTAssertEqual(json["prefill_seconds"] as! Double, composed, accuracy: 1e-9)
+        XCTAssertEqual(json["flops_reduction_pct"] as! Double, 100 * (1 - (4 + 4 * (kinds[1]["flops_ratio_to_baseline"] as! Double)) / 8), accuracy: 1e-6)
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
