@@ -4,6 +4,16 @@ import Kernels
 
 @main
 struct Squeeze: ParsableCommand {
+    static func main() {
+        keepFreedMemory()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "squeeze",
         abstract: "A research harness for computation-level redundancy on vision tokens in multimodal decoders.",
@@ -30,4 +40,18 @@ func reportingBadInput<T>(_ body: () throws -> T) throws -> T {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(2)
     }
+}
+
+/// Large tensors come and go every layer. glibc would hand each one back to the kernel
+/// (mmap/munmap) and fault it in again, zeroed, on the next allocation; this keeps freed memory
+/// in the heap for reuse. `mallopt` is not in Swift's Glibc module, so it is looked up by name;
+/// the constants are glibc's M_TRIM_THRESHOLD (-1) and M_MMAP_MAX (-4).
+private func keepFreedMemory() {
+    #if os(Linux)
+    typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+    let mallopt = unsafeBitCast(symbol, to: MallOpt.self)
+    _ = mallopt(-4, 0)
+    _ = mallopt(-1, Int32.max)
+    #endif
 }
