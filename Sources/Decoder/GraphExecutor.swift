@@ -162,7 +162,8 @@ public final class GraphPass {
 
     private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, layout inputLayout: TokenLayout) -> GraphLayerTape {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
-        // Proxies are made from the layer's input vision tokens and join the tokens of the layer.
+        // Before the layer: VisionZip merges vision tokens; ProxyV makes proxies from the layer's
+        // input vision tokens, and they join the layer's tokens.
         var layout = inputLayout, x = input, created: (full: [Int], source: ProxySource)?, zipped: VisionZip?
         for case let .zipVision(dominant, contextual) in node.modules {
             let zip = VisionZip(layout: layout, x: x, saliency: saliency, dominant: dominant, contextual: contextual)
