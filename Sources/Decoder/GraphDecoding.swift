@@ -62,7 +62,7 @@ public final class GraphDecoder {
                 caches[l].v += v.array
             }
             let cache = caches[l]
-            let mask = AttentionMask(queries: 1, keys: cache.tokens.count) { _, j in node.allows(query: token, key: cache.tokens[j]) }
+            let mask = node.attentionMask(queries: [token], keys: cache.tokens)
             let attended = Tensor(shape: [1, hl.queryWidth])
             var keys = cache.k, values = cache.v
             keys.withUnsafeMutableBufferPointer { kp in

@@ -212,11 +212,7 @@ public final class GraphPass {
         t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
         t.queryAngles!.rotate(t.q.data, heads: c.heads)
         t.keyAngles!.rotate(t.k.data, heads: c.kvHeads)
-        let keyable = t.keyRows.map { node.keys.contains(tokens[$0].kind) }
-        t.mask = AttentionMask(queries: t.queryRows.count, keys: t.keyRows.count) { i, j in
-            let q = tokens[t.queryRows[i]], k = tokens[t.keyRows[j]]
-            return keyable[j] && k.position <= q.position && node.allows(query: q, key: k)
-        }
+        t.mask = node.attentionMask(queries: t.queryRows.map { tokens[$0] }, keys: t.keyRows.map { tokens[$0] })
         let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
         t.probs = Tensor(shape: [keepsForBackward || ranks ? c.heads * t.queryRows.count * t.keyRows.count : 0])
         t.attended = Tensor(shape: [t.queryRows.count, d])

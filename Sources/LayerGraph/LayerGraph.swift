@@ -73,6 +73,15 @@ public struct LayerNode: Equatable, Sendable {
 
     public static let baseline = LayerNode(queries: allTokens, keys: allTokens, selfOnly: [], masked: [], ffn: allTokens, modules: [])
 
+    /// The attention mask of this layer between query and key tokens: a key must belong to an
+    /// attended group, come no later than the query (by position id), and not be masked.
+    public func attentionMask(queries: [LayoutToken], keys: [LayoutToken]) -> AttentionMask {
+        let attended = keys.map { self.keys.contains($0.kind) }
+        return AttentionMask(queries: queries.count, keys: keys.count) { i, j in
+            attended[j] && keys[j].position <= queries[i].position && allows(query: queries[i], key: keys[j])
+        }
+    }
+
     /// Whether a query token of kind q may attend to a key token of kind k (apart from causality).
     public func allows(query q: LayoutToken, key k: LayoutToken) -> Bool {
         for pair in masked where pair.query == q.kind && pair.key == k.kind {
