@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training"],
                     resources: [.copy("Reference")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "AccountingTests", dependencies: ["Accounting"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "CLITests", dependencies: ["squeeze"]),
     ],

@@ -6,6 +6,9 @@ public enum CountingConvention: String, CaseIterable, Sendable {
     /// The paper's (inferred, see README): matrix products of the decoder layers only, attention
     /// dense over every (query, key) pair of a layer, the LM head not counted.
     case paper
+    /// What the executor multiplies: attention over each 64-row query block's key span
+    /// (`AttentionMask.computedPairs`), and the LM head over every final token, as a last entry.
+    case executed
 }
 
 /// Multiply-accumulates of one named operation of a layer; FLOPs are twice that.
@@ -15,7 +18,7 @@ public struct OperationCount: Equatable, Sendable {
     public var flops: Int { 2 * macs }
 }
 
-/// The operations of one decoder layer (or, at layer −1, the products outside the layers).
+/// The operations of one decoder layer (at index `layers`: the LM head, executed convention).
 public struct LayerCount: Equatable, Sendable {
     public let layer: Int
     public let tokens: [GroupKind: Int]
@@ -26,6 +29,11 @@ public struct LayerCount: Equatable, Sendable {
 
 /// FLOPs, MACs, parameters and KV-cache bytes of a compiled layer graph over a token layout,
 /// read from the same nodes the executor runs.
+///
+/// The token layout is replayed through the graph as the executor changes it: VisionZip and
+/// pruning shrink the vision group, ProxyV appends proxies and later drops them. Which vision
+/// tokens survive depends on the data; the replay keeps the first ones, which gives the same
+/// counts and, with tokens packed in position order, the same attention key spans.
 public struct Accountant {
     public let config: LlamaConfig
     public let graph: LayerGraph
@@ -35,37 +43,71 @@ public struct Accountant {
         self.config = config; self.graph = graph; self.layout = layout
     }
 
-    /// Prefill counts, layer by layer, following the token groups through the graph: VisionZip
-    /// and pruning shrink the vision group, ProxyV adds and later drops proxies.
-    public func prefill(convention: CountingConvention = .paper) -> [LayerCount] {
-        let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
-        var counts = Dictionary(grouping: layout.tokens, by: \.kind).mapValues(\.count)
-        let originalVision = counts[.vision] ?? 0
-        var perCropProxies = 0
-        var layers: [LayerCount] = []
-        for (l, node) in graph.nodes.enumerated() {
-            func count(_ kinds: Set<GroupKind>) -> Int { kinds.reduce(0) { $0 + (counts[$1] ?? 0) } }
+    /// The tokens each layer works on (after VisionZip and proxy creation, before pruning and
+    /// dropping), layer by layer.
+    public var layerLayouts: [TokenLayout] {
+        var current = layout, layouts: [TokenLayout] = []
+        for node in graph.nodes {
             for module in node.modules {
                 switch module {
                 case let .zipVision(dominant, contextual):
-                    counts[.vision] = layout.crops * min(dominant + contextual, layout.grid * layout.grid)
+                    let kept = Set((0..<current.crops).flatMap { current.visionRows(crop: $0).prefix(dominant + contextual) })
+                    current = current.keeping(rows: current.tokens.indices.filter { current.tokens[$0].kind != .vision || kept.contains($0) })
                 case let .createProxies(.spatial(r)):
-                    perCropProxies = (layout.grid / r) * (layout.grid / r)
-                    counts[.proxy] = layout.crops * perCropProxies
+                    current = current.appending(current.proxyTokens(perCrop: (current.grid / r) * (current.grid / r)))
                 case let .createProxies(.learned(n)):
-                    perCropProxies = n
-                    counts[.proxy] = layout.crops * n
+                    current = current.appending(current.proxyTokens(perCrop: n))
                 default: break
                 }
             }
-            let q = count(node.queries), k = count(node.keys), s = count(node.selfOnly), ffnTokens = count(node.ffn)
+            layouts.append(current)
+            for module in node.modules {
+                switch module {
+                case .dropProxies:
+                    current = current.keeping(rows: current.rows(of: Set(GroupKind.allCases).subtracting([.proxy])))
+                case let .pruneVision(keep):
+                    let target = Int((keep * Double(layout.rows(of: [.vision]).count)).rounded())
+                    let vision = current.rows(of: [.vision]).sorted { current.tokens[$0].position < current.tokens[$1].position }
+                    let dropped = Set(vision.dropFirst(target))
+                    current = current.keeping(rows: current.tokens.indices.filter { !dropped.contains($0) })
+                default: break
+                }
+            }
+        }
+        return layouts + [current]
+    }
+
+    /// Prefill counts, layer by layer and operation by operation.
+    public func prefill(convention: CountingConvention = .paper) -> [LayerCount] {
+        let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
+        let layouts = layerLayouts
+        var layers: [LayerCount] = []
+        var perCropProxies = 0
+        var lastPairs: (node: LayerNode, layout: TokenLayout, pairs: Int)?
+        for (l, node) in graph.nodes.enumerated() {
+            let current = layouts[l]
+            let counts = Dictionary(grouping: current.tokens, by: \.kind).mapValues(\.count)
+            func count(_ kinds: Set<GroupKind>) -> Int { kinds.reduce(0) { $0 + (counts[$1] ?? 0) } }
+            let q = count(node.queries), s = count(node.selfOnly), ffnTokens = count(node.ffn)
+            let kvTokens = count(node.keys.union(node.selfOnly))
             let vision = counts[.vision] ?? 0, proxies = counts[.proxy] ?? 0
+            let pairs: Int
+            switch convention {
+            case .paper: pairs = q * count(node.keys)
+            case .executed:
+                if let last = lastPairs, last.node == node, last.layout == current { pairs = last.pairs } else {
+                    let queries = current.tokens.filter { node.queries.contains($0.kind) }
+                    let keys = current.tokens.filter { node.keys.union(node.selfOnly).contains($0.kind) }
+                    pairs = node.attentionMask(queries: queries, keys: keys).computedPairs
+                    lastPairs = (node, current, pairs)
+                }
+            }
             var ops = [
                 OperationCount(name: "q_proj", macs: q * d * d),
-                OperationCount(name: "k_proj", macs: count(node.keys.union(node.selfOnly)) * d * kv),
-                OperationCount(name: "v_proj", macs: count(node.keys.union(node.selfOnly)) * d * kv),
-                OperationCount(name: "attention_scores", macs: q * k * d),
-                OperationCount(name: "attention_values", macs: q * k * d),
+                OperationCount(name: "k_proj", macs: kvTokens * d * kv),
+                OperationCount(name: "v_proj", macs: kvTokens * d * kv),
+                OperationCount(name: "attention_scores", macs: pairs * d),
+                OperationCount(name: "attention_values", macs: pairs * d),
                 OperationCount(name: "o_proj", macs: (q + s) * d * d),
                 OperationCount(name: "ffn", macs: 3 * ffnTokens * d * f),
             ]
@@ -73,31 +115,48 @@ public struct Accountant {
                 switch module {
                 case let .visionMLP(w):
                     ops.append(OperationCount(name: "light_mlp", macs: vision * (d * w + w * w + w * d)))
+                case let .createProxies(source):
+                    if case let .learned(n) = source {
+                        let h = d / 4, m = vision / max(current.crops, 1)
+                        ops.append(OperationCount(name: "proxy_init", macs: vision * d * h + current.crops * (2 * n * m * h + n * m * d)))
+                        perCropProxies = n
+                    } else { perCropProxies = 0 }
                 case let .guidedUpdate(w):
-                    let splat = perCropProxies > 0 && isLearned ? vision * perCropProxies * w : 0
+                    let splat = vision * perCropProxies * w   // learned proxies only; spatial ones are copied
                     ops.append(OperationCount(name: "guided_update",
                                               macs: vision * d * w + proxies * d * w + splat + vision * 2 * w * w + vision * w * d))
-                case let .createProxies(.learned(n)):
-                    let h = d / 4, m = vision / max(layout.crops, 1)
-                    ops.append(OperationCount(name: "proxy_init", macs: vision * d * h + layout.crops * (2 * n * m * h + n * m * d)))
                 default: break
                 }
             }
-            layers.append(LayerCount(layer: l, tokens: counts.filter { $0.value > 0 }, operations: ops))
-            for module in node.modules {
-                switch module {
-                case .dropProxies: counts[.proxy] = 0
-                case let .pruneVision(keep):
-                    counts[.vision] = min(counts[.vision] ?? 0, Int((keep * Double(originalVision)).rounded()))
-                default: break
-                }
-            }
+            layers.append(LayerCount(layer: l, tokens: counts, operations: ops))
+        }
+        if convention == .executed {
+            let final = layouts[graph.nodes.count]
+            layers.append(LayerCount(layer: graph.nodes.count, tokens: Dictionary(grouping: final.tokens, by: \.kind).mapValues(\.count),
+                                     operations: [OperationCount(name: "lm_head", macs: final.count * d * config.vocab)]))
         }
         return layers
     }
 
-    private var isLearned: Bool {
-        graph.nodes.contains { $0.modules.contains { if case .createProxies(.learned) = $0 { return true } else { return false } } }
+    /// One greedy decoding step after the prompt and `generated` earlier new tokens: the new token
+    /// attends to every cached entry (proxies are not cached) and itself.
+    public func decodeStep(generated: Int = 0, convention: CountingConvention = .paper) -> [LayerCount] {
+        let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
+        let layouts = layerLayouts
+        var layers = graph.nodes.enumerated().map { l, node -> LayerCount in
+            let entries = layouts[l].tokens.filter { node.keys.contains($0.kind) && $0.kind != .proxy }.count + generated + 1
+            return LayerCount(layer: l, tokens: [.answer: 1], operations: [
+                OperationCount(name: "q_proj", macs: d * d), OperationCount(name: "k_proj", macs: d * kv),
+                OperationCount(name: "v_proj", macs: d * kv), OperationCount(name: "attention_scores", macs: entries * d),
+                OperationCount(name: "attention_values", macs: entries * d), OperationCount(name: "o_proj", macs: d * d),
+                OperationCount(name: "ffn", macs: node.ffn.contains(.answer) ? 3 * d * f : 0),
+            ])
+        }
+        if convention == .executed {
+            layers.append(LayerCount(layer: graph.nodes.count, tokens: [.answer: 1],
+                                     operations: [OperationCount(name: "lm_head", macs: d * config.vocab)]))
+        }
+        return layers
     }
 
     /// Weights of the decoder and of the variant's modules, by module.
