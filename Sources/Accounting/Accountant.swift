@@ -138,6 +138,22 @@ public struct Accountant {
         return layers
     }
 
+    /// Elementwise work that is not a matrix product, reported apart from the totals: RMSNorm
+    /// 4 FLOPs per normalised element, softmax 4 per attention pair, RoPE 3 per rotated query or
+    /// key element. These are conventions of this count (the paper leaves them out).
+    public func prefillElementwise(convention: CountingConvention = .paper) -> (norms: Int, softmax: Int, rope: Int) {
+        let d = config.hidden, kv = config.kvHeads * config.headDim
+        var norms = 0, softmax = 0, rope = 0
+        for (count, node) in zip(prefill(convention: convention), graph.nodes) {
+            func tokens(_ kinds: Set<GroupKind>) -> Int { kinds.reduce(0) { $0 + (count.tokens[$1] ?? 0) } }
+            let all = count.tokens.values.reduce(0, +), q = tokens(node.queries), k = tokens(node.keys.union(node.selfOnly))
+            norms += 4 * d * (all + tokens(node.ffn))
+            softmax += 4 * (count.operations.first { $0.name == "attention_scores" }!.macs / d)
+            rope += 3 * (q * d + k * kv)
+        }
+        return (norms, softmax, rope)
+    }
+
     /// One greedy decoding step after the prompt and `generated` earlier new tokens: the new token
     /// attends to every cached entry (proxies are not cached) and itself.
     public func decodeStep(generated: Int = 0, convention: CountingConvention = .paper) -> [LayerCount] {

@@ -66,6 +66,22 @@ final class AccountingTests: XCTestCase {
         XCTAssertEqual(try bytes("fastv(k=2,r=0.5)"), 2 * 2 * 2935 * 8192 + 30 * 2 * (2935 - 1440) * 8192)
     }
 
+    /// ProxyV drops its proxies from the cache, so its decode steps cost what the baseline's do.
+    func testDecodeStepsOfProxyVEqualTheBaselines() throws {
+        let config = try ModelPresets.named("llama3-8b")
+        func step(_ variant: String, _ convention: CountingConvention) throws -> Int {
+            let graph = try LayerGraph(spec: VariantSpec(variant), layers: 32, hidden: 4096, grid: 24)
+            return Accountant(config: config, graph: graph, layout: layout).decodeStep(generated: 7, convention: convention).reduce(0) { $0 + $1.flops }
+        }
+        for convention in CountingConvention.allCases {
+            XCTAssertEqual(try step("proxyv(r=4)@from:16", convention), try step("baseline", convention))
+            XCTAssertLessThan(try step("fastv(k=2,r=0.75)", convention), try step("baseline", convention), "pruned tokens leave the cache")
+        }
+        // Per layer: Q, O 2d²; K, V 2·d·d_kv; attention 4·(2935 + 7 + 1)·d; FFN 6·d·f.
+        let d = 4096, kv = 1024, f = 14336
+        XCTAssertEqual(try step("baseline", .paper), 32 * (4 * d * d + 4 * d * kv + 4 * 2943 * d + 6 * d * f))
+    }
+
     func testHuggingFaceConfig() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID()).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }

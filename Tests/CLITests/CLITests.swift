@@ -90,7 +90,8 @@ final class CLITests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
         XCTAssertEqual(json["reduction_pct"] as! Double, 45.5, accuracy: 0.05)
         XCTAssertEqual(json["paper_reduction_pct"] as? Double, 46)
-        for key in ["flops", "baseline_flops", "macs", "params", "kv_cache_bytes"] { XCTAssertNotNil(json[key] as? Int, key) }
+        for key in ["flops", "baseline_flops", "macs", "params", "kv_cache_bytes", "decode_step_flops"] { XCTAssertNotNil(json[key] as? Int, key) }
+        XCTAssertEqual((json["elementwise_flops"] as? [String: Int])?.keys.sorted(), ["norms", "rope", "softmax"])
         XCTAssertEqual((json["per_layer"] as! [[String: Any]]).count, 32)
         let csv = try squeeze("flops", "--variant", "skip-vattn-ffn@from:30", "--format", "csv")
         XCTAssertTrue(csv.out.hasPrefix("layer,q_proj,k_proj,v_proj,attention_scores,attention_values,o_proj,ffn,light_mlp,total\n"), csv.out)
