@@ -8,18 +8,9 @@ struct Flops: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Count prefill FLOPs, MACs, parameters and KV-cache bytes of a variant, layer by layer and operation by operation.")
 
-    @Option(help: "Model shape: \(ModelPresets.all.keys.sorted().joined(separator: ", ")).")
-    var model = "vicuna-7b"
+    @OptionGroup var options: VariantOptions
     @Option(help: "A Hugging Face config.json to take the shape from instead of --model.")
     var config: String?
-    @Option(help: "Variant in the text form, e.g. 'proxyv(r=4)@from:12'.")
-    var variant = "baseline"
-    @Option(help: "Image crops.")
-    var crops = 5
-    @Option(help: "Vision grid side G (G×G tokens per crop).")
-    var grid = 24
-    @Option(help: "Text tokens.")
-    var text = 50
     @Option(help: "Counting convention: \(CountingConvention.allCases.map(\.rawValue).joined(separator: ", ")).")
     var convention: CountingConvention = .paper
     @Option(help: "Also count one decode step after the prompt and this many generated tokens.")
@@ -30,13 +21,10 @@ struct Flops: ParsableCommand {
     var format: CountFormat = .table
 
     func run() throws {
-        let (shape, name) = try reportingBadInput { () throws -> (LlamaConfig, String) in
-            if let config { return (try ModelPresets.fromHuggingFace(path: config), config) }
-            return (try ModelPresets.named(model), model)
-        }
-        let layout = TokenLayout(grid: grid, crops: crops, system: 0, question: text)
-        let spec = try reportingBadInput { try VariantSpec(variant) }
-        let graph = try reportingBadInput { try LayerGraph(spec: spec, layers: shape.layers, hidden: shape.hidden, grid: grid) }
+        let fromFile = try config.map { path in try reportingBadInput { try ModelPresets.fromHuggingFace(path: path) } }
+        let (shape, spec, graph) = try options.compile(for: fromFile)
+        let name = config ?? options.model, layout = options.layout, variant = options.variant
+        let (crops, grid, text) = (options.crops, options.grid, options.text)
         let accountant = Accountant(config: shape, graph: graph, layout: layout)
         let baseline = Accountant(config: shape, graph: try LayerGraph(spec: .baseline, layers: shape.layers, hidden: shape.hidden, grid: grid),
                                   layout: layout)

@@ -9,16 +9,7 @@ struct Time: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure prefill time on this CPU: one decoder layer of each kind at the real shape, composed over the model.")
 
-    @Option(help: "Model shape: \(ModelPresets.all.keys.sorted().joined(separator: ", ")).")
-    var model = "vicuna-7b"
-    @Option(help: "Variant in the text form, e.g. 'proxyv(r=4)@from:12'.")
-    var variant = "baseline"
-    @Option(help: "Image crops.")
-    var crops = 5
-    @Option(help: "Vision grid side G.")
-    var grid = 24
-    @Option(help: "Text tokens.")
-    var text = 50
+    @OptionGroup var options: VariantOptions
     @Option(help: "Timed repetitions after one warm-up; medians are reported.")
     var reps = 3
     @Option(help: "Output: text or json.")
@@ -27,10 +18,8 @@ struct Time: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        let config = try reportingBadInput { try ModelPresets.named(model) }
-        let spec = try reportingBadInput { try VariantSpec(variant) }
-        let graph = try reportingBadInput { try LayerGraph(spec: spec, layers: config.layers, hidden: config.hidden, grid: grid) }
-        let layout = TokenLayout(grid: grid, crops: crops, system: 0, question: text)
+        let (config, spec, graph) = try options.compile()
+        let layout = options.layout, model = options.model, variant = options.variant
         let kinds = Accountant(config: config, graph: graph, layout: layout).layerKinds
         let fullTokens = Dictionary(grouping: layout.tokens, by: \.kind).mapValues(\.count)
         // The probe: a baseline layer on the full prompt as the yardstick, then one layer of each kind.
