@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "Decoder", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph", "Decoder"],
                 resources: [.copy("Resources/paper")]),
+        .target(name: "Benchmarks", dependencies: ["Kernels"]),
         .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training"],
                     resources: [.copy("Reference")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "CLITests", dependencies: ["squeeze"]),
