@@ -1,0 +1,160 @@
+import Foundation
+
+/// An RGB colour with channels in [0, 1].
+public struct RGB: Equatable, Hashable, Sendable {
+    public let r, g, b: Float
+    public init(_ r: Float, _ g: Float, _ b: Float) { self.r = r; self.g = g; self.b = b }
+
+    /// The named colours the tasks ask about.
+    public static let named: [(name: String, color: RGB)] = [
+        ("red", RGB(0.85, 0.1, 0.1)), ("green", RGB(0.1, 0.65, 0.2)), ("blue", RGB(0.15, 0.25, 0.85)),
+        ("yellow", RGB(0.95, 0.85, 0.1)), ("purple", RGB(0.55, 0.2, 0.7)), ("orange", RGB(0.95, 0.55, 0.1)),
+        ("black", RGB(0, 0, 0)), ("gray", RGB(0.5, 0.5, 0.5)),
+    ]
+    public static let white = RGB(1, 1, 1), black = RGB(0, 0, 0)
+    var luminance: Float { 0.299 * r + 0.587 * g + 0.114 * b }
+}
+
+/// A raster image that tasks draw into: rectangles, discs, triangles, lines and bitmap text.
+public struct Canvas: Equatable, Sendable {
+    public let width, height: Int
+    /// Row-major RGB, three floats a pixel.
+    public private(set) var pixels: [Float]
+
+    public init(width: Int, height: Int, background: RGB = .white) {
+        self.width = width; self.height = height
+        pixels = (0..<width * height).flatMap { _ in [background.r, background.g, background.b] }
+    }
+
+    public subscript(x: Int, y: Int) -> RGB {
+        get { let i = 3 * (y * width + x); return RGB(pixels[i], pixels[i + 1], pixels[i + 2]) }
+        set {
+            guard (0..<width).contains(x), (0..<height).contains(y) else { return }
+            let i = 3 * (y * width + x)
+            pixels[i] = newValue.r; pixels[i + 1] = newValue.g; pixels[i + 2] = newValue.b
+        }
+    }
+
+    public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB) {
+        for yy in max(0, y)..<min(height, y + h) { for xx in max(0, x)..<min(width, x + w) { self[xx, yy] = color } }
+    }
+
+    public mutating func disc(centerX cx: Int, centerY cy: Int, radius r: Int, _ color: RGB) {
+        for yy in (cy - r)...(cy + r) { for xx in (cx - r)...(cx + r) where (xx - cx) * (xx - cx) + (yy - cy) * (yy - cy) <= r * r {
+            self[xx, yy] = color
+        } }
+    }
+
+    /// An upward triangle inside the square (x, y, size).
+    public mutating func triangle(x: Int, y: Int, size s: Int, _ color: RGB) {
+        for row in 0..<s {
+            let half = row * s / (2 * max(s - 1, 1))
+            for xx in (x + s / 2 - half)...(x + s / 2 + half) { self[xx, y + row] = color }
+        }
+    }
+
+    public mutating func line(x0: Int, y0: Int, x1: Int, y1: Int, _ color: RGB) {
+        let steps = max(abs(x1 - x0), abs(y1 - y0), 1)
+        for i in 0...steps { self[x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps] = color }
+    }
+
+    /// Draws text with the 5×7 font, each font pixel a `scale`×`scale` block, one blank column
+    /// between characters. Returns the width drawn.
+    @discardableResult
+    public mutating func text(_ s: String, x: Int, y: Int, scale: Int = 1, _ color: RGB = .black) -> Int {
+        var cursor = x
+        for c in s {
+            for gy in 0..<BitmapFont.height { for gx in 0..<BitmapFont.width where BitmapFont.ink(c, x: gx, y: gy) {
+                fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color)
+            } }
+            cursor += (BitmapFont.width + 1) * scale
+        }
+        return cursor - x
+    }
+
+    public static func textWidth(_ s: String, scale: Int = 1) -> Int { s.count * (BitmapFont.width + 1) * scale }
+
+    /// Area-averaged resize to a smaller (or equal) size, as a base view of the whole image.
+    public func downsampled(width w: Int, height h: Int) -> Canvas {
+        var out = Canvas(width: w, height: h)
+        for y in 0..<h { for x in 0..<w {
+            let x0 = x * width / w, x1 = max(x0 + 1, (x + 1) * width / w), y0 = y * height / h, y1 = max(y0 + 1, (y + 1) * height / h)
+            var sum = (Float(0), Float(0), Float(0))
+            for yy in y0..<y1 { for xx in x0..<x1 { let p = self[xx, yy]; sum.0 += p.r; sum.1 += p.g; sum.2 += p.b } }
+            let n = Float((x1 - x0) * (y1 - y0))
+            out[x, y] = RGB(sum.0 / n, sum.1 / n, sum.2 / n)
+        } }
+        return out
+    }
+
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> Canvas {
+        var out = Canvas(width: w, height: h)
+        for yy in 0..<h { for xx in 0..<w { out[xx, yy] = self[x + xx, y + yy] } }
+        return out
+    }
+
+    /// The image as characters, at most `columns` wide (two rows of pixels per text line's cell
+    /// height), darker pixels with denser characters.
+    public func ascii(columns: Int = 64) -> String {
+        let ramp = Array(" .:-=+*#%@")
+        let cw = max(1, (width + columns - 1) / columns), ch = 2 * cw
+        var lines: [String] = []
+        for y in stride(from: 0, to: height, by: ch) {
+            var line = ""
+            for x in stride(from: 0, to: width, by: cw) {
+                var dark: Float = 0, n: Float = 0
+                for yy in y..<min(height, y + ch) { for xx in x..<min(width, x + cw) { dark += 1 - self[xx, yy].luminance; n += 1 } }
+                line.append(ramp[min(ramp.count - 1, Int(dark / n * Float(ramp.count)))])
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The image as an 8-bit RGB PNG (stored, uncompressed deflate blocks: no compression library needed).
+    public func png() -> Data {
+        var raw = [UInt8]()
+        raw.reserveCapacity(height * (1 + 3 * width))
+        for y in 0..<height {
+            raw.append(0)   // filter: none
+            for x in 0..<width {
+                let p = self[x, y]
+                for v in [p.r, p.g, p.b] { raw.append(UInt8(max(0, min(255, (v * 255).rounded())))) }
+            }
+        }
+        var zlib: [UInt8] = [0x78, 0x01]
+        var offset = 0
+        repeat {
+            let n = min(65535, raw.count - offset)
+            zlib.append(offset + n == raw.count ? 1 : 0)
+            zlib += [UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+            zlib += raw[offset..<offset + n]
+            offset += n
+        } while offset < raw.count
+        var a: UInt32 = 1, b: UInt32 = 0
+        for byte in raw { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
+        zlib += bigEndian((b << 16) | a)
+
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        func chunk(_ type: String, _ data: [UInt8]) {
+            let body = Array(type.utf8) + data
+            png += bigEndian(UInt32(data.count)) + body + bigEndian(crc32(body))
+        }
+        chunk("IHDR", bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 2, 0, 0, 0])
+        chunk("IDAT", zlib)
+        chunk("IEND", [])
+        return Data(png)
+    }
+}
+
+private func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+
+private let crcTable: [UInt32] = (0..<256).map { n in
+    var c = UInt32(n)
+    for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    return c
+}
+
+private func crc32(_ bytes: [UInt8]) -> UInt32 {
+    ~bytes.reduce(UInt32(0xFFFF_FFFF)) { crcTable[Int(($0 ^ UInt32($1)) & 0xFF)] ^ ($0 >> 8) }
+}
