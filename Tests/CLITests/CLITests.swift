@@ -62,7 +62,7 @@ final class CLITests: XCTestCase {
 
     func testDamagedCheckpointExitsWithStatusTwoAndNamesTheFile() throws {
         let path = folder.appendingPathComponent("broken.safetensors").path
-        FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B])))
         for args in [["inspect", path], ["train", "--init-from", path, "--steps", "1", "--out", folder.path]] {
             let r = try squeeze(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.err)")

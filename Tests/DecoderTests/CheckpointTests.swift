@@ -73,7 +73,7 @@ final class CheckpointTests: XCTestCase {
 
         func expectError(_ bytes: Data, _ fragment: String, line: UInt = #line) {
             let p = path("bad-\(line).safetensors")
-            FileManager.default.createFile(atPath: p, contents: bytes)
+            XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: bytes))
             XCTAssertThrowsError(try LlamaModel.load(from: p), line: line) { error in
                 let message = "\(error)"
                 XCTAssertTrue(error is CheckpointError, line: line)

@@ -1,0 +1,87 @@
+import Foundation
+import Kernels
+
+/// How images become vision tokens: an image of 2S×2S pixels (S = grid · patch) is seen as a
+/// base view (the whole image resized to S×S) plus up to four sub-crops (its quadrants at full
+/// detail), AnyRes-like; each view is cut into grid×grid patches of patch×patch pixels.
+public struct VisionGeometry: Equatable, Sendable, Codable {
+    public let grid: Int
+    public let patch: Int
+    /// Views per image: 1 (base only) to 5 (base and four quadrants).
+    public let crops: Int
+
+    public init(grid: Int, patch: Int, crops: Int) {
+        precondition(grid > 0 && patch > 0 && (1...5).contains(crops), "grid and patch positive, 1 to 5 crops")
+        self.grid = grid; self.patch = patch; self.crops = crops
+    }
+
+    /// Side of one view in pixels.
+    public var viewSide: Int { grid * patch }
+    /// Side of the image the tasks draw, in pixels.
+    public var imageSide: Int { 2 * viewSide }
+
+    /// The views of an image: base first, then the quadrants in raster order.
+    public func views(of image: Canvas) -> [Canvas] {
+        precondition(image.width == imageSide && image.height == imageSide, "images are \(imageSide)×\(imageSide)")
+        let s = viewSide
+        let quadrants = [(0, 0), (s, 0), (0, s), (s, s)].map { image.cropped(x: $0.0, y: $0.1, width: s, height: s) }
+        return Array(([image.downsampled(width: s, height: s)] + quadrants).prefix(crops))
+    }
+}
+
+/// A frozen, seeded stand-in for the vision encoder: each patch's pixels go through a fixed
+/// random projection and tanh, then every feature is mixed with the mean of its grid neighbours,
+/// so features are contextual as a ViT's are. The saliency of a patch (VisionZip ranks by it, as
+/// by the encoder's CLS attention) is the spread of its pixels: edges and text stand out.
+public struct VisionEncoder: Sendable {
+    public let geometry: VisionGeometry
+    public let features: Int
+    private let projection: [Float]   // [features, patch·patch·3]
+    private let bias: [Float]
+
+    public init(geometry: VisionGeometry, features: Int, seed: UInt64) {
+        self.geometry = geometry
+        self.features = features
+        var rng = SeededGenerator(seed: seed)
+        let inputs = geometry.patch * geometry.patch * 3
+        projection = (0..<features * inputs).map { _ in rng.nextNormal() * (3 / Float(inputs)).squareRoot() }
+        bias = (0..<features).map { _ in rng.nextNormal() * 0.1 }
+    }
+
+    /// Features [views · G², features] (view by view, patches in raster order) and the saliency of each.
+    public func encode(_ image: Canvas) -> (features: Tensor, saliency: [Float]) {
+        let views = geometry.views(of: image), g = geometry.grid, p = geometry.patch, inputs = p * p * 3
+        let pixels = Tensor(shape: [views.count * g * g, inputs])
+        var saliency = [Float](repeating: 0, count: views.count * g * g)
+        for (v, view) in views.enumerated() {
+            for py in 0..<g { for px in 0..<g {
+                let token = v * g * g + py * g + px, row = pixels.data + token * inputs
+                var i = 0
+                for y in 0..<p { for x in 0..<p {
+                    let c = view[px * p + x, py * p + y]
+                    row[i] = c.r - 0.5; row[i + 1] = c.g - 0.5; row[i + 2] = c.b - 0.5
+                    i += 3
+                } }
+                let mean = (0..<inputs).reduce(Float(0)) { $0 + row[$1] } / Float(inputs)
+                saliency[token] = ((0..<inputs).reduce(Float(0)) { $0 + (row[$1] - mean) * (row[$1] - mean) } / Float(inputs)).squareRoot()
+            } }
+        }
+        let local = Tensor(shape: [pixels.shape[0], features])
+        projection.withUnsafeBufferPointer { w in
+            Linear.forward(x: pixels.data, w: UnsafeMutablePointer(mutating: w.baseAddress!), y: local.data,
+                           rows: pixels.shape[0], inFeatures: inputs, outFeatures: features)
+        }
+        for t in 0..<local.shape[0] { for j in 0..<features { local[t * features + j] = tanhf(local[t * features + j] + bias[j]) } }
+        // Context: add half the mean of the up/down/left/right neighbours within the view.
+        let out = local.copy()
+        for v in 0..<views.count { for py in 0..<g { for px in 0..<g {
+            let neighbours = [(px - 1, py), (px + 1, py), (px, py - 1), (px, py + 1)].filter { (0..<g).contains($0.0) && (0..<g).contains($0.1) }
+            let token = v * g * g + py * g + px
+            for (nx, ny) in neighbours {
+                let n = v * g * g + ny * g + nx
+                for j in 0..<features { out[token * features + j] += 0.5 * local[n * features + j] / Float(neighbours.count) }
+            }
+        } } }
+        return (out, saliency)
+    }
+}
