@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [
-            "Kernels", "LayerGraph", "Decoder", "Accounting", "Training",
+            "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -35,8 +35,11 @@ public struct Canvas: Equatable, Sendable {
         }
     }
 
+    /// Fills a rectangle, clipped to the canvas.
     public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB) {
-        for yy in max(0, y)..<min(height, y + h) { for xx in max(0, x)..<min(width, x + w) { self[xx, yy] = color } }
+        let x0 = max(0, x), x1 = min(width, x + w), y0 = max(0, y), y1 = min(height, y + h)
+        guard x0 < x1, y0 < y1 else { return }
+        for yy in y0..<y1 { for xx in x0..<x1 { self[xx, yy] = color } }
     }
 
     public mutating func disc(centerX cx: Int, centerY cy: Int, radius r: Int, _ color: RGB) {

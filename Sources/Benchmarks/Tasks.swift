@@ -1,0 +1,253 @@
+import Foundation
+import Kernels
+
+/// Which part of a task's samples: the three never share a sample.
+public enum Split: String, CaseIterable, Codable, Sendable {
+    case train, val, test
+    var index: Int { Split.allCases.firstIndex(of: self)! }
+}
+
+/// One benchmark question about a rendered image.
+public struct Sample: Sendable {
+    public let image: Canvas
+    public let question: String
+    /// Reference answers (TextVQA-style tasks have ten); the first is the training target.
+    public let references: [String]
+    /// POPE's ground truth, grounding's box: what some metrics need besides the references.
+    public var label: Bool?
+    public var box: Metrics.Box?
+}
+
+extension BenchmarkTask {
+    /// The task's scores for predictions of the given samples, as its public evaluator computes them.
+    public func score(predictions: [String], samples: [Sample]) -> [String: Double] {
+        precondition(predictions.count == samples.count && !samples.isEmpty)
+        func mean(_ f: (String, Sample) -> Double) -> Double { zip(predictions, samples).reduce(0) { $0 + f($1.0, $1.1) } / Double(samples.count) }
+        switch metric {
+        case .anls: return ["anls": mean { Metrics.anls(prediction: $0, references: $1.references) }]
+        case .relaxedAccuracy: return ["relaxed_accuracy": mean { Metrics.relaxedAccuracy(prediction: $0, references: $1.references) }]
+        case .vqaAccuracy: return ["vqa_accuracy": mean { Metrics.vqaAccuracy(prediction: $0, references: $1.references) }]
+        case .substring: return ["accuracy": mean { Metrics.substringMatch(prediction: $0, references: $1.references) }]
+        case .exactMatch: return ["accuracy": mean { Metrics.exactMatch(prediction: $0, references: $1.references) }]
+        case .grounding: return ["accuracy": mean { Metrics.groundingAccuracy(prediction: $0, reference: $1.box!) }]
+        case .pope:
+            let s = Metrics.pope(predictions: predictions, labels: samples.map { $0.label! })
+            return ["accuracy": s.accuracy, "precision": s.precision, "recall": s.recall, "f1": s.f1, "yes_ratio": s.yesRatio]
+        case .documentParsing:
+            return ["bleu4": Metrics.bleu4(candidates: predictions, references: samples.map { $0.references[0] }),
+                    "edit_distance": mean { Metrics.normalizedEditDistance($0, $1.references[0]) }]
+        }
+    }
+
+    /// The score reported for the task (for Score_fine and tables): its main metric.
+    public func headline(_ scores: [String: Double]) -> Double {
+        scores["anls"] ?? scores["relaxed_accuracy"] ?? scores["vqa_accuracy"] ?? scores["bleu4"] ?? scores["f1"] ?? scores["accuracy"] ?? 0
+    }
+}
+
+/// How a task's predictions are scored.
+public enum TaskMetric: String, Sendable {
+    case anls, relaxedAccuracy = "relaxed-accuracy", vqaAccuracy = "vqa-accuracy", substring, pope, exactMatch = "exact-match"
+    case grounding = "iou@0.5", documentParsing = "bleu-4 / edit-distance"
+}
+
+/// A synthetic benchmark: a seeded generator of samples and the metric the public evaluator uses.
+public struct BenchmarkTask: Sendable {
+    public let name: String
+    public let metric: TaskMetric
+    /// Fine-grained tasks make up Score_fine.
+    public let fineGrained: Bool
+    let make: @Sendable (inout SeededGenerator, Int) -> Sample   // rng, image side
+
+    /// Sample `index` of a split. A candidate belongs to the split its content hashes to, and
+    /// candidates are drawn until one does, so the splits cannot share a sample.
+    public func sample(_ index: Int, split: Split, side: Int) -> Sample {
+        var rng = SeededGenerator(seed: stableHash("\(name)/\(split.rawValue)/\(index)"))
+        while true {
+            let s = make(&rng, side)
+            if Int(stableHash(s.question + "|" + s.references[0] + "|" + s.image.fingerprint) % 3) == split.index { return s }
+        }
+    }
+
+    public static let all: [BenchmarkTask] = [docVQA, chartQA, infoVQA, textVQA, ocr, pope, count, attribute, grounding, docParse]
+
+    public static func named(_ name: String) -> BenchmarkTask? { all.first { $0.name == name } }
+}
+
+/// FNV-1a: a hash that is the same on every run and machine (Swift's Hasher is seeded per process).
+func stableHash(_ s: String) -> UInt64 {
+    s.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+}
+
+extension Canvas {
+    var fingerprint: String {
+        String(pixels.enumerated().reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64(bitPattern: Int64($1.offset) &* Int64(($1.element * 255).rounded()))) &* 0x100_0000_01B3 })
+    }
+}
+
+// MARK: the tasks
+
+private let words = ["STOP", "OPEN", "EXIT", "SALE", "CAFE", "BANK", "PARK", "HOTEL", "TAXI", "BUS", "SHOP", "GATE", "ROAD", "MAP", "INN"]
+private let fields = ["TOTAL", "DATE", "CODE", "ROOM", "PRICE", "ITEM", "CITY", "NAME"]
+private let names = ["ANNA", "BOB", "CHEN", "DIAZ", "EVA", "FORD", "GUS", "HALE"]
+private let shapes = ["circle", "square", "triangle"]
+
+private extension SeededGenerator {
+    mutating func pick<T>(_ items: [T]) -> T { items[nextInt(below: items.count)] }
+    mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + nextInt(below: range.count) }
+}
+
+/// Light clutter (gray specks and short lines) so that images are not clean.
+private func clutter(_ c: inout Canvas, _ rng: inout SeededGenerator, amount: Int) {
+    for _ in 0..<amount {
+        let x = rng.nextInt(below: c.width), y = rng.nextInt(below: c.height), gray = RGB(0.75, 0.75, 0.75)
+        if rng.nextInt(below: 2) == 0 { c[x, y] = gray } else { c.line(x0: x, y0: y, x1: x + rng.int(-4...4), y1: y + rng.int(-4...4), gray) }
+    }
+}
+
+private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size: Int, _ color: RGB) {
+    switch shape {
+    case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color)
+    case "square": c.fill(x: x, y: y, width: size, height: size, color)
+    default: c.triangle(x: x, y: y, size: size, color)
+    }
+}
+
+/// Non-overlapping places for `count` items of `size` on a canvas of `side`, on a coarse grid.
+private func places(_ count: Int, size: Int, side: Int, _ rng: inout SeededGenerator) -> [(x: Int, y: Int)] {
+    let cells = max(1, side / (size + 2))
+    var free = Array(0..<cells * cells)
+    free.shuffle(using: &rng)
+    return free.prefix(count).map { ($0 % cells * (size + 2) + 1, $0 / cells * (size + 2) + 1) }
+}
+
+extension BenchmarkTask {
+    /// A form of "FIELD: VALUE" lines; the question asks for one field.
+    static let docVQA = BenchmarkTask(name: "doc-vqa", metric: .anls, fineGrained: true) { rng, side in
+        var c = Canvas(width: side, height: side)
+        var chosen = fields
+        chosen.shuffle(using: &rng)
+        let lines = chosen.prefix(max(2, min(side / 10, 5))).map { ($0, $0 == "NAME" ? rng.pick(names) : String(rng.int(10...9999))) }
+        for (i, (field, value)) in lines.enumerated() { c.text("\(field):\(value)", x: 1, y: 2 + i * 10 + rng.int(0...2)) }
+        clutter(&c, &rng, amount: side / 4)
+        let (field, value) = rng.pick(Array(lines))
+        return Sample(image: c, question: "What is the \(field.lowercased())?", references: [value])
+    }
+
+    /// A bar chart with a value printed on each bar; the question asks for one bar's value.
+    static let chartQA = BenchmarkTask(name: "chart-qa", metric: .relaxedAccuracy, fineGrained: true) { rng, side in
+        var c = Canvas(width: side, height: side)
+        let count = rng.int(2...4), width = side / count
+        let labels = Array("ABCDEFGH".shuffled(using: &rng).prefix(count)).map(String.init)
+        let values = labels.map { _ in rng.int(1...99) }
+        c.line(x0: 0, y0: side - 10, x1: side - 1, y1: side - 10, .black)
+        for (i, (label, value)) in zip(labels, values).enumerated() {
+            let h = value * (side - 30) / 100 + 2, x = i * width + 2
+            c.fill(x: x, y: side - 10 - h, width: width - 6, height: h, rng.pick(RGB.named.prefix(6).map(\.color)))
+            c.text(String(value), x: x, y: side - 19 - h)
+            c.text(label, x: x + 1, y: side - 8)
+        }
+        let i = rng.nextInt(below: count)
+        return Sample(image: c, question: "What is the value of bar \(labels[i])?", references: [String(values[i])])
+    }
+
+    /// Coloured blocks with percentages; the question asks for one colour's share.
+    static let infoVQA = BenchmarkTask(name: "info-vqa", metric: .anls, fineGrained: true) { rng, side in
+        var c = Canvas(width: side, height: side)
+        var colors = Array(RGB.named.prefix(6))
+        colors.shuffle(using: &rng)
+        let shares = colors.prefix(3).enumerated().map { i, part -> (String, Int) in
+            let y = 2 + i * (side / 3), share = rng.int(1...95)
+            c.fill(x: 1, y: y, width: 8, height: 8, part.color)
+            c.text("\(share)%", x: 12, y: y)
+            return (part.name, share)
+        }
+        clutter(&c, &rng, amount: side / 4)
+        let (name, share) = rng.pick(shares)
+        return Sample(image: c, question: "What share is \(name)?", references: ["\(share)%"])
+    }
+
+    static let textVQA = BenchmarkTask(name: "text-vqa", metric: .vqaAccuracy, fineGrained: true) { rng, side in
+        var c = Canvas(width: side, height: side, background: RGB(0.85, 0.9, 0.95))
+        for _ in 0..<3 { drawShape(&c, rng.pick(shapes), x: rng.int(0...(side - 12)), y: rng.int(0...(side - 12)), size: 10, rng.pick(RGB.named.map(\.color))) }
+        let word = rng.pick(words), w = Canvas.textWidth(word)
+        let x = rng.int(0...max(0, side - w - 2)), y = rng.int(0...(side - 11))
+        c.fill(x: x, y: y, width: w + 2, height: 11, .white)
+        c.text(word, x: x + 1, y: y + 2)
+        // Ten annotators: most read it right, some in lower case, one or two misread it.
+        let misread = String(word.dropLast())
+        let references = (0..<10).map { i in i < 7 ? word : i < 9 ? word.lowercased() : misread }
+        return Sample(image: c, question: "What word is on the sign?", references: references)
+    }
+
+    static let ocr = BenchmarkTask(name: "ocr", metric: .substring, fineGrained: true) { rng, side in
+        var c = Canvas(width: side, height: side)
+        clutter(&c, &rng, amount: side)
+        let text = rng.nextInt(below: 2) == 0 ? rng.pick(words) : String(rng.int(100...99999))
+        c.text(text, x: rng.int(0...max(0, side - Canvas.textWidth(text))), y: rng.int(0...(side - 8)), rng.pick([RGB.black, RGB.named[2].color]))
+        return Sample(image: c, question: "What text is in the image?", references: [text])
+    }
+
+    static let pope = BenchmarkTask(name: "pope", metric: .pope, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        let drawn = (0..<3).map { _ in (rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6)))) }
+        for ((shape, color), p) in zip(drawn, places(3, size: 12, side: side, &rng)) { drawShape(&c, shape, x: p.x, y: p.y, size: 12, color.color) }
+        let ask = rng.nextInt(below: 2) == 0 ? rng.pick(drawn) : (rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6))))
+        let present = drawn.contains { $0.0 == ask.0 && $0.1.name == ask.1.name }
+        var s = Sample(image: c, question: "Is there a \(ask.1.name) \(ask.0) in the image?", references: [present ? "yes" : "no"])
+        s.label = present
+        return s
+    }
+
+    static let count = BenchmarkTask(name: "count", metric: .exactMatch, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        let target = rng.pick(shapes), n = rng.int(0...5)
+        let spots = places(n + 3, size: 9, side: side, &rng)
+        for (i, p) in spots.enumerated() {
+            drawShape(&c, i < n ? target : rng.pick(shapes.filter { $0 != target }), x: p.x, y: p.y, size: 9, rng.pick(RGB.named.prefix(6).map(\.color)))
+        }
+        return Sample(image: c, question: "How many \(target)s are there?", references: [String(min(n, spots.count))])
+    }
+
+    static let attribute = BenchmarkTask(name: "attribute", metric: .exactMatch, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        var colors = Array(RGB.named.prefix(6))
+        colors.shuffle(using: &rng)
+        let shape = rng.pick(shapes), truth = colors[0]
+        drawShape(&c, shape, x: rng.int(0...(side - 16)), y: rng.int(0...(side - 16)), size: 14, truth.color)
+        var options = Array(colors.prefix(4))
+        options.shuffle(using: &rng)
+        let letters = ["A", "B", "C", "D"], answer = letters[options.firstIndex { $0.name == truth.name }!]
+        let choices = zip(letters, options).map { "(\($0)) \($1.name)" }.joined(separator: " ")
+        return Sample(image: c, question: "What color is the \(shape)? \(choices)", references: [answer])
+    }
+
+    static let grounding = BenchmarkTask(name: "grounding", metric: .grounding, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        let items = places(3, size: 12, side: side, &rng).map { ($0, rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6)))) }
+        for (p, shape, color) in items { drawShape(&c, shape, x: p.x, y: p.y, size: 12, color.color) }
+        let (p, shape, color) = items[0]
+        let scale = 100.0 / Double(side)
+        let box = Metrics.Box((Double(p.x) * scale).rounded(), (Double(p.y) * scale).rounded(),
+                              (Double(p.x + 12) * scale).rounded(), (Double(p.y + 12) * scale).rounded())
+        var s = Sample(image: c, question: "Where is the \(color.name) \(shape)? Answer [x1, y1, x2, y2] in 0 to 100.",
+                       references: ["[\(Int(box.x1)), \(Int(box.y1)), \(Int(box.x2)), \(Int(box.y2))]"])
+        s.box = box
+        return s
+    }
+
+    static let docParse = BenchmarkTask(name: "doc-parse", metric: .documentParsing, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        // Lines of words that fit the width.
+        let lines = (0..<max(2, min(side / 10, 5))).map { _ -> String in
+            var line = rng.pick(words + names)
+            while true {
+                let next = line + " " + rng.pick(words + names)
+                if Canvas.textWidth(next) > side - 2 || rng.nextInt(below: 3) == 0 { return line }
+                line = next
+            }
+        }
+        for (i, line) in lines.enumerated() { c.text(line, x: 1, y: 2 + i * 10) }
+        return Sample(image: c, question: "Transcribe the document.", references: [lines.joined(separator: " ")])
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Benchmarks
+import Foundation
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Look at the synthetic benchmarks: one sample, or per-task statistics.",
+        subcommands: [Show.self, Stats.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print one sample: the image as ASCII art, the question and the references.")
+        @Option(help: "Task: \(BenchmarkTask.all.map(\.name).joined(separator: ", ")).")
+        var task: String
+        @Option(help: "train, val or test.")
+        var split: Split = .val
+        @Option(help: "Sample index within the split.")
+        var index = 0
+        @Option(help: "Image side in pixels.")
+        var side = 64
+        @Option(help: "Also write the image to this PNG file.")
+        var png: String?
+
+        func run() throws {
+            let task = try benchmarkTask(task)
+            let sample = task.sample(index, split: split, side: side)
+            print(sample.image.ascii(columns: min(side, 96)))
+            print("task \(task.name) (\(task.metric.rawValue)), \(split.rawValue) #\(index)")
+            print("question: \(sample.question)")
+            print("references: " + sample.references.map { "\"\($0)\"" }.joined(separator: ", "))
+            if let png {
+                do { try sample.image.png().write(to: URL(fileURLWithPath: png)) }
+                catch { throw ValidationError("cannot write \(png): \(error.localizedDescription)") }
+                print("wrote \(png)")
+            }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per task: answer distribution, the chance-level score of an image-blind answerer, generation speed.")
+        @Option(help: "Samples per split to draw.")
+        var samples = 200
+        @Option(help: "Image side in pixels.")
+        var side = 64
+
+        func run() {
+            print("task        metric                  top answers (val)                      chance  samples/s")
+            for task in BenchmarkTask.all {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let train = (0..<samples).map { task.sample($0, split: .train, side: side) }
+                let val = (0..<samples).map { task.sample($0, split: .val, side: side) }
+                let rate = Double(2 * samples) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                // The image-blind answerer: the most frequent training answer to the same question, else overall.
+                func mostFrequent(_ answers: [String]) -> String { frequencies(answers)[0].answer }
+                let byQuestion = Dictionary(grouping: train, by: \.question).mapValues { mostFrequent($0.map { $0.references[0] }) }
+                let overall = mostFrequent(train.map { $0.references[0] })
+                let blind = val.map { byQuestion[$0.question] ?? overall }
+                let chance = task.headline(task.score(predictions: blind, samples: val))
+                let top = frequencies(val.map { $0.references[0] }).prefix(3)
+                    .map { "\($0.answer.prefix(10)) \(100 * $0.count / samples)%" }.joined(separator: ", ")
+                print(task.name.padding(toLength: 12, withPad: " ", startingAt: 0) + task.metric.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0)
+                      + top.padding(toLength: 39, withPad: " ", startingAt: 0) + String(format: "%6.3f  %9.0f", chance, rate))
+            }
+        }
+    }
+}
+
+/// Answers with their counts, most frequent first (ties in alphabetical order).
+func frequencies(_ answers: [String]) -> [(answer: String, count: Int)] {
+    let counts: [String: Int] = Dictionary(answers.map { ($0, 1) }, uniquingKeysWith: +)
+    return counts.map { (answer: $0.key, count: $0.value) }.sorted { a, b in a.count != b.count ? a.count > b.count : a.answer < b.answer }
+}
+
+func benchmarkTask(_ name: String) throws -> BenchmarkTask {
+    guard let task = BenchmarkTask.named(name) else {
+        throw ValidationError("unknown task '\(name)'; expected one of \(BenchmarkTask.all.map(\.name).joined(separator: ", "))")
+    }
+    return task
+}
+
+extension Split: ExpressibleByArgument {}
