@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "Decoder", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph", "Decoder"],
                 resources: [.copy("Resources/paper")]),
-        .target(name: "Benchmarks", dependencies: ["Kernels"]),
+        .target(name: "Benchmarks", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [

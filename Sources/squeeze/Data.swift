@@ -15,7 +15,7 @@ struct DataCommand: ParsableCommand {
         var split: Split = .val
         @Option(help: "Sample index within the split.")
         var index = 0
-        @Option(help: "Image side in pixels.")
+        @Option(help: "Image side in pixels (a multiple of 8: two views of side/8 patches of 4 pixels).")
         var side = 64
         @Option(help: "Also write the image to this PNG file.")
         var png: String?
@@ -24,8 +24,9 @@ struct DataCommand: ParsableCommand {
             let task = try benchmarkTask(task)
             let sample = task.sample(index, split: split, side: side)
             print(sample.image.ascii(columns: min(side, 96)))
+            let geometry = VisionGeometry(grid: side / 8, patch: 4, crops: 5)
             print("task \(task.name) (\(task.metric.rawValue)), \(split.rawValue) #\(index)")
-            print("question: \(sample.question)")
+            print("prompt: " + Prompt(sample: sample, tokenizer: Tokenizer()).rendered(Tokenizer(), geometry: geometry))
             print("references: " + sample.references.map { "\"\($0)\"" }.joined(separator: ", "))
             if let png {
                 do { try sample.image.png().write(to: URL(fileURLWithPath: png)) }

@@ -44,3 +44,19 @@ final class TaskTests: XCTestCase {
         }
     }
 }
+
+final class PromptTests: XCTestCase {
+    func testTemplateAndLayout() {
+        let t = Tokenizer(), sample = BenchmarkTask.named("count")!.sample(0, split: .train, side: 64)
+        let prompt = Prompt(sample: sample, tokenizer: t)
+        XCTAssertEqual(prompt.system.first, Tokenizer.bos)
+        XCTAssertEqual(prompt.question.last, Tokenizer.answer)
+        XCTAssertEqual(prompt.answer, t.encode(sample.references[0]) + [Tokenizer.eos])
+        let geometry = VisionGeometry(grid: 8, patch: 4, crops: 3)
+        let layout = prompt.layout(geometry)
+        let text = prompt.system.count + prompt.question.count + prompt.answer.count
+        XCTAssertEqual(layout.count, text + 3 * 65)
+        XCTAssertEqual(Prompt(sample: sample, tokenizer: t, withAnswer: false).answer, [])
+        XCTAssertTrue(prompt.rendered(t, geometry: geometry).contains("<image: 3 crops × (8×8 + newline)> How many"))
+    }
+}
