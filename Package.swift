@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph", "Decoder"],
                 resources: [.copy("Resources/paper")]),
         .target(name: "Benchmarks", dependencies: ["Kernels", "LayerGraph"]),
-        .target(name: "Training", dependencies: ["Kernels", "Decoder"]),
+        .target(name: "Training", dependencies: ["Kernels", "LayerGraph", "Decoder", "Benchmarks"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .executableTarget(name: "squeeze", dependencies: [
             "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training",

@@ -228,8 +228,10 @@ public final class VariantModules {
         lightMLPs = light
         guidedUpdates = guided
         proxyInitializer = initializer
+        for p in parameters { p.group = "variant" }
     }
 
+    /// The modules' weights, in the optimiser group "variant" (trained already in stage 1).
     public var parameters: [Parameter] {
         lightMLPs.sorted { $0.key < $1.key }.flatMap(\.value.parameters)
             + guidedUpdates.sorted { $0.key < $1.key }.flatMap(\.value.parameters) + (proxyInitializer?.parameters ?? [])

@@ -29,6 +29,30 @@ public struct StepReport: Sendable {
     public let step: Int, loss: Float, gradientNorm: Float, learningRate: Float, tokens: Int
 }
 
+/// The update that ends every training step: global-norm clipping, then AdamW at the scheduled
+/// rate of each parameter group.
+public final class Optimization {
+    public let recipe: TrainingRecipe
+    private let parameters: [Parameter]
+    private let optimizer: AdamW
+    public private(set) var step = 0
+
+    public init(parameters: [Parameter], recipe: TrainingRecipe) {
+        self.parameters = parameters
+        self.recipe = recipe
+        optimizer = AdamW(parameters: parameters, settings: recipe.adam)
+    }
+
+    /// Clips and applies the gradients; returns the norm before clipping and the peak rate used.
+    public func update() -> (gradientNorm: Float, learningRate: Float) {
+        let norm = clipGradients(parameters, maxNorm: recipe.gradientClip)
+        let factor = recipe.schedule.factor(at: step)
+        optimizer.update { group in factor * (self.recipe.groupLearningRates[group] ?? self.recipe.learningRate) }
+        step += 1
+        return (norm, factor * recipe.learningRate)
+    }
+}
+
 /// Trains a decoder: forward, backward, clip, AdamW, schedule.
 ///
 /// A batch is split by sequences into one shard per core (`Parallel.workers`); each shard runs
@@ -37,16 +61,14 @@ public struct StepReport: Sendable {
 /// deterministic for a given core count. Buffers are kept between steps of the same shape.
 public final class Trainer {
     public let model: LlamaModel
-    public let recipe: TrainingRecipe
-    private let optimizer: AdamW
+    private let optimization: Optimization
     private let replicas: [LlamaModel]
     private var passes: [DecoderPass?]
-    public private(set) var step = 0
+    public var step: Int { optimization.step }
 
     public init(model: LlamaModel, recipe: TrainingRecipe) {
         self.model = model
-        self.recipe = recipe
-        optimizer = AdamW(parameters: model.parameters, settings: recipe.adam)
+        optimization = Optimization(parameters: model.parameters, recipe: recipe)
         replicas = [model] + (1..<Parallel.workers).map { _ in model.replica() }
         passes = Array(repeating: nil, count: replicas.count)
     }
@@ -72,12 +94,9 @@ public final class Trainer {
             for r in replicaParameters { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
         }
 
-        let norm = clipGradients(model.parameters, maxNorm: recipe.gradientClip)
-        let factor = recipe.schedule.factor(at: step)
-        optimizer.update { group in factor * (self.recipe.groupLearningRates[group] ?? self.recipe.learningRate) }
-        defer { step += 1 }
-        return StepReport(step: step, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,
-                          learningRate: factor * recipe.learningRate, tokens: batch.tokenCount)
+        let index = step, (norm, rate) = optimization.update()
+        return StepReport(step: index, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,
+                          learningRate: rate, tokens: batch.tokenCount)
     }
 
     /// Consecutive runs of sequences with about equal token counts, at most `count` of them.

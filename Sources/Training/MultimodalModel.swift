@@ -1,0 +1,135 @@
+import Benchmarks
+import Decoder
+import Kernels
+import LayerGraph
+
+/// A multimodal model: the frozen vision-encoder stand-in, the trainable projector and newline
+/// embedding, and a decoder whose layers follow a layer graph.
+public final class MultimodalModel {
+    public let encoder: VisionEncoder
+    public let projector: Projector
+    /// The learned token after each crop (`model.image_newline`).
+    public let newline: Parameter
+    public let language: GraphModel
+    public let tokenizer = Tokenizer()
+
+    public init(encoder: VisionEncoder, language: GraphModel, seed: UInt64) {
+        self.encoder = encoder
+        self.language = language
+        let d = language.config.hidden
+        projector = Projector(features: encoder.features, hidden: d, seed: seed)
+        var rng = SeededGenerator(seed: seed &+ 1)
+        newline = Parameter(name: "model.image_newline", value: Tensor(shape: [d], std: 0.02, rng: &rng), group: "projector")
+    }
+
+    public var geometry: VisionGeometry { encoder.geometry }
+    public var parameters: [Parameter] { projector.parameters + [newline] + language.parameters }
+    public func zeroGradients() { for p in parameters { p.grad.zero() } }
+}
+
+/// One sample through the model: its prompt's token layout, the decoder inputs assembled along
+/// it (text embeddings, projected vision features, newline embeddings), and the pass.
+public final class MultimodalPass {
+    public let model: MultimodalModel
+    public let prompt: Prompt
+    public let layout: TokenLayout
+    public let pass: GraphPass
+    private let projectorTape: Projector.Tape
+    private let textIDs: [LayoutToken: Int32]
+
+    /// With `withAnswer` the answer is part of the input and carries the loss (training);
+    /// without it the pass is the prefill of a generation.
+    public init(model: MultimodalModel, sample: Sample, withAnswer: Bool) {
+        self.model = model
+        prompt = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: withAnswer)
+        layout = prompt.layout(model.geometry)
+        let (features, saliency) = model.encoder.encode(sample.image)
+        let (vision, tape) = model.projector.forward(features)
+        projectorTape = tape
+        let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
+        let embedding = model.language.decoder.embedding.value
+        var ids: [LayoutToken: Int32] = [:], targets: [LayoutToken: Int32] = [:], salient: [LayoutToken: Float] = [:]
+        let inputs = Tensor(shape: [layout.count, d])
+        for (row, token) in layout.tokens.enumerated() {
+            let destination = inputs.data + row * d
+            switch token.kind {
+            case .system, .question, .answer:
+                let text = token.kind == .system ? prompt.system : token.kind == .question ? prompt.question : prompt.answer
+                ids[token] = text[token.index]
+                destination.update(from: embedding.data + Int(text[token.index]) * d, count: d)
+            case .vision:
+                destination.update(from: vision.data + (token.crop * perCrop + token.index) * d, count: d)
+                salient[token] = saliency[token.crop * perCrop + token.index]
+            case .newline:
+                destination.update(from: model.newline.value.data, count: d)
+            case .proxy:
+                preconditionFailure("proxies are made inside the decoder")
+            }
+        }
+        // The answer marker predicts the first answer token; each answer token the next one.
+        for token in layout.tokens {
+            if token.kind == .question && token.index == prompt.question.count - 1, let first = prompt.answer.first { targets[token] = first }
+            if token.kind == .answer && token.index + 1 < prompt.answer.count { targets[token] = prompt.answer[token.index + 1] }
+        }
+        textIDs = ids
+        pass = GraphPass(model: model.language, layout: layout, inputs: inputs, targets: targets, saliency: salient,
+                         keepsForBackward: withAnswer)
+    }
+
+    @discardableResult
+    public func forward() -> Float { pass.forward() }
+
+    /// Accumulates gradients into the decoder, the variant's modules, the newline embedding and the projector.
+    public func backward(normalizer: Int? = nil) {
+        pass.backward(normalizer: normalizer)
+        let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
+        let dInputs = pass.inputGradient, dVision = Tensor(shape: [model.geometry.crops * perCrop, d])
+        let dEmbedding = model.language.decoder.embedding.grad
+        for (row, token) in layout.tokens.enumerated() {
+            let source = dInputs.data + row * d
+            let destination: FloatPtr
+            switch token.kind {
+            case .system, .question, .answer: destination = dEmbedding.data + Int(textIDs[token]!) * d
+            case .vision: destination = dVision.data + (token.crop * perCrop + token.index) * d
+            case .newline: destination = model.newline.grad.data
+            case .proxy: continue
+            }
+            for j in 0..<d { destination[j] += source[j] }
+        }
+        _ = model.projector.backward(dVision, tape: projectorTape)
+    }
+
+    /// Greedy answer after this (answer-less) prefill, up to `maxTokens` tokens or <eos>.
+    public func generate(maxTokens: Int) -> String {
+        pass.forward()
+        let tokens = GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos)
+        return model.tokenizer.decode(tokens)
+    }
+}
+
+/// Trains a multimodal model on batches of benchmark samples. Stage 1 of the paper's recipe is
+/// a recipe whose "decoder" group has learning rate 0 (projector, newline and the variant's
+/// modules train); stage 2 trains everything.
+public final class MultimodalTrainer {
+    public let model: MultimodalModel
+    private let optimization: Optimization
+    public var step: Int { optimization.step }
+
+    public init(model: MultimodalModel, recipe: TrainingRecipe) {
+        self.model = model
+        optimization = Optimization(parameters: model.parameters, recipe: recipe)
+    }
+
+    /// One step on `samples`; returns the mean loss over their answer tokens before the update.
+    @discardableResult
+    public func train(on samples: [Sample]) -> StepReport {
+        model.zeroGradients()
+        let passes = samples.map { MultimodalPass(model: model, sample: $0, withAnswer: true) }
+        for p in passes { p.forward() }
+        let counted = passes.reduce(0) { $0 + $1.pass.countedTargets }, lossSum = passes.reduce(0.0) { $0 + $1.pass.lossSum }
+        for p in passes { p.backward(normalizer: counted) }
+        let index = step, (norm, rate) = optimization.update()
+        return StepReport(step: index, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,
+                          learningRate: rate, tokens: passes.reduce(0) { $0 + $1.layout.count })
+    }
+}
