@@ -133,3 +133,30 @@ public final class MultimodalTrainer {
                           learningRate: rate, tokens: passes.reduce(0) { $0 + $1.layout.count })
     }
 }
+
+/// A model's greedy answers on samples of a task, kept per sample, and the task's scores.
+public struct Evaluation: Sendable {
+    public let task: String
+    public let fineGrained: Bool
+    public let predictions: [String]
+    public let references: [[String]]
+    public let scores: [String: Double]
+    /// The task's main score (Score_fine averages these over the fine-grained tasks).
+    public let headline: Double
+
+    public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int = 16) {
+        let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
+        predictions = samples.map { MultimodalPass(model: model, sample: $0, withAnswer: false).generate(maxTokens: maxTokens) }
+        references = samples.map(\.references)
+        self.task = task.name
+        fineGrained = task.fineGrained
+        scores = task.score(predictions: predictions, samples: samples)
+        headline = task.headline(scores)
+    }
+
+    /// The mean headline score over the fine-grained tasks among `evaluations`.
+    public static func scoreFine(_ evaluations: [Evaluation]) -> Double {
+        let fine = evaluations.filter(\.fineGrained)
+        return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.headline } / Double(fine.count)
+    }
+}

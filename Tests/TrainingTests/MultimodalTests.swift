@@ -54,8 +54,13 @@ final class MultimodalTests: XCTestCase {
         var last = first
         for _ in 1..<35 { last = stage2.train(on: samples).loss }
         XCTAssertLessThan(last, 0.3 * first, "loss \(first) -> \(last)")
-        // After overfitting, greedy decoding reproduces a training answer.
+        // After overfitting, greedy decoding reproduces the training answers, and the evaluation scores them.
         let answer = MultimodalPass(model: m, sample: samples[0], withAnswer: false).generate(maxTokens: 4)
         XCTAssertEqual(answer, samples[0].references[0])
+        let evaluation = Evaluation(model: m, task: BenchmarkTask.named("attribute")!, split: .train, count: 3, maxTokens: 4)
+        XCTAssertEqual(evaluation.predictions.count, 3)
+        XCTAssertEqual(evaluation.headline, evaluation.scores["accuracy"])
+        XCTAssertEqual(evaluation.headline, Double(zip(evaluation.predictions, evaluation.references).filter { Metrics.exactMatch(prediction: $0, references: $1) == 1 }.count) / 3)
+        XCTAssertEqual(Evaluation.scoreFine([evaluation]), 0, "attribute is not a fine-grained task")
     }
 }
