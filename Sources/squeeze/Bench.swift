@@ -3,11 +3,13 @@ import Decoder
 import Foundation
 import Kernels
 import Training
+import Benchmarks
+import LayerGraph
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput on this machine: sgemm, one decoder layer, a training step.",
-        subcommands: [Gemm.self, Layer.self, TrainStep.self])
+        subcommands: [Gemm.self, Layer.self, TrainStep.self, MultimodalStep.self])
 }
 
 /// Options of every benchmark.
@@ -158,6 +160,45 @@ extension Bench {
                                                             "counted_over_analytic_flops": Double(counted) / Double(analytic)])
             result.extra["fraction_of_sgemm"] = result.gflopsPerSecond / gemm.gflopsPerSecond
             printResults([gemm, result], format: options.format, threads: BLAS.threads)
+        }
+    }
+}
+
+extension Bench {
+    struct MultimodalStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "multimodal", abstract: "Multimodal training-step throughput: benchmark samples through encoder, projector and a variant's decoder.")
+        @Option(help: "Decoder shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
+        var preset = "small"
+        @Option(help: "Variant in the text form.")
+        var variant = "baseline"
+        @Option(help: "Samples per batch.")
+        var batchSize = 8
+        @Option(help: "Vision grid side G (patches of 4 pixels; images are 8G×8G).")
+        var grid = 8
+        @Option(help: "Crops per image (1 to 5).")
+        var crops = 5
+        @OptionGroup var options: BenchOptions
+
+        func run() throws {
+            options.compute.apply()
+            var config = try presetConfig(preset)
+            config.vocab = Tokenizer().vocabularySize
+            let geometry = VisionGeometry(grid: grid, patch: 4, crops: crops)
+            let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid) }
+            let model = MultimodalModel(encoder: VisionEncoder(geometry: geometry, features: 64, seed: 1),
+                                        language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
+            let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
+            let tasks = BenchmarkTask.all
+            let samples = (0..<batchSize).map { tasks[$0 % tasks.count].sample($0, split: .train, side: geometry.imageSide) }
+            var tokens = 0
+            let before = BLAS.executedFLOPs.load(ordering: .relaxed)
+            let time = Timing(reps: options.reps) { tokens = trainer.train(on: samples).tokens }
+            // FLOPs: the products that ran (counted in BLAS.gemm), per step.
+            let flops = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
+            let result = BenchResult(name: "\(preset) multimodal step, \(batchSize) samples, \(variant)", flops: flops, seconds: time,
+                                     extra: ["tokens_per_second": Double(tokens) / time.median, "samples_per_second": Double(batchSize) / time.median])
+            printResults([result], format: options.format, threads: BLAS.threads)
         }
     }
 }
