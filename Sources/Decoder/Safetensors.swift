@@ -130,7 +130,7 @@ public struct SafetensorsFile {
 extension LlamaModel {
     /// Saves the weights with Hugging Face names and the configuration in the metadata.
     public func save(to path: String) throws {
-        let config = String(decoding: try JSONEncoder().encode(self.config), as: UTF8.self)
+        let config = String(decoding: try sortedJSON(self.config), as: UTF8.self)
         try SafetensorsFile.write(floats: parameters.map { ($0.name, $0.value) },
                                   metadata: ["format": "pt", "squeeze.config": config], to: path)
     }
@@ -150,4 +150,11 @@ extension LlamaModel {
         do { return try LlamaModel(config: config, tensors: tensors) }
         catch { throw CheckpointError(file: path, problem: "\(error)") }
     }
+}
+
+/// JSON with its keys in sorted order, so the same value always gives the same bytes.
+public func sortedJSON<T: Encodable>(_ value: T) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return try encoder.encode(value)
 }

@@ -28,6 +28,24 @@ public final class AdamW {
         secondMoments = parameters.map { Tensor(shape: $0.shape) }
     }
 
+    /// The optimiser's state as named tensors (moments "adam.m.<name>", "adam.v.<name>") and its step.
+    public var state: (tensors: [(String, Tensor)], step: Int) {
+        (zip(parameters, zip(firstMoments, secondMoments)).flatMap { p, mv in [("adam.m." + p.name, mv.0), ("adam.v." + p.name, mv.1)] }, step)
+    }
+
+    /// Restores a state written by `state`; every moment must be present with its shape.
+    public func restore(tensors: [String: Tensor], step: Int) throws {
+        for (i, p) in parameters.enumerated() {
+            for (prefix, target) in [("adam.m.", firstMoments[i]), ("adam.v.", secondMoments[i])] {
+                guard let t = tensors[prefix + p.name], t.shape == p.shape else {
+                    throw AdamWStateError(problem: "no optimiser moment \(prefix + p.name) of shape \(p.shape)")
+                }
+                target.fill(from: t)
+            }
+        }
+        self.step = step
+    }
+
     /// One update; `learningRate(group)` gives each group's rate for this step (0 freezes a group).
     public func update(learningRate: (String) -> Float) {
         step += 1
@@ -88,4 +106,10 @@ public struct CosineSchedule: Codable, Equatable, Sendable {
         let progress = min(1, Float(step - warmupSteps) / Float(span))
         return minFactor + (1 - minFactor) * 0.5 * (1 + cos(Float.pi * progress))
     }
+}
+
+/// An optimiser state that does not fit the parameters.
+public struct AdamWStateError: InputError {
+    public let problem: String
+    public var description: String { problem }
 }

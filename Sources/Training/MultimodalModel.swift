@@ -112,7 +112,7 @@ public final class MultimodalPass {
 /// modules train); stage 2 trains everything.
 public final class MultimodalTrainer {
     public let model: MultimodalModel
-    private let optimization: Optimization
+    public let optimization: Optimization
     public var step: Int { optimization.step }
 
     public init(model: MultimodalModel, recipe: TrainingRecipe) {

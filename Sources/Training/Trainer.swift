@@ -34,8 +34,8 @@ public struct StepReport: Sendable {
 public final class Optimization {
     public let recipe: TrainingRecipe
     private let parameters: [Parameter]
-    private let optimizer: AdamW
-    public private(set) var step = 0
+    public let optimizer: AdamW
+    public var step: Int { optimizer.step }
 
     public init(parameters: [Parameter], recipe: TrainingRecipe) {
         self.parameters = parameters
@@ -48,7 +48,6 @@ public final class Optimization {
         let norm = clipGradients(parameters, maxNorm: recipe.gradientClip)
         let factor = recipe.schedule.factor(at: step)
         optimizer.update { group in factor * (self.recipe.groupLearningRates[group] ?? self.recipe.learningRate) }
-        step += 1
         return (norm, factor * recipe.learningRate)
     }
 }

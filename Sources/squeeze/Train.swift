@@ -6,15 +6,25 @@ import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a decoder on a built-in toy sequence task and save it as safetensors.")
+        abstract: "Train a multimodal model on the benchmark mix (two stages), or a decoder on a toy sequence task (--task).")
 
-    @Option(help: "Toy task: \(ToyTask.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var task: ToyTask = .copy
-    @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
-    var preset = "tiny"
-    @Option(help: "Optimisation steps.")
+    @Option(help: "Toy task instead of the multimodal model: \(ToyTask.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var task: ToyTask?
+    @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")) (default: tiny for toy tasks, small otherwise).")
+    var preset: String?
+    @Option(help: "Optimisation steps (multimodal: of stage 2).")
     var steps = 300
-    @Option(help: "Sequences per batch.")
+    @Option(help: "Multimodal: variant in the text form, e.g. 'proxyv(r=4)@from:4'.")
+    var variant = "baseline"
+    @Option(help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen).")
+    var stage1Steps = 100
+    @Option(help: "Multimodal: write a resumable checkpoint every this many steps.")
+    var checkpointEvery = 50
+    @Option(help: "Multimodal: vision grid side G (patches of 4 pixels, images of 8G×8G).")
+    var grid = 8
+    @Option(help: "Multimodal: crops per image, 1 (base view) to 5.")
+    var crops = 5
+    @Option(help: "Sequences (multimodal: samples) per batch.")
     var batchSize = 16
     @Option(help: "Shortest and longest prompt, as MIN...MAX.")
     var lengths = "4...12"
@@ -24,7 +34,7 @@ struct Train: ParsableCommand {
     var warmup = 20
     @Option(help: "Seed for weights and data.")
     var seed: UInt64 = 1
-    @Option(help: "Start from this checkpoint instead of fresh weights (its shape overrides --preset).")
+    @Option(help: "Toy task: start from this checkpoint instead of fresh weights (its shape overrides --preset).")
     var initFrom: String?
     @Option(help: "Directory for model.safetensors and train_log.csv.")
     var out: String
@@ -32,8 +42,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         compute.apply()
+        guard let task else { return try trainMultimodal() }
         let model = try initFrom.map { path in try reportingBadInput { try LlamaModel.load(from: path) } }
-            ?? LlamaModel(config: try presetConfig(preset), seed: seed)
+            ?? LlamaModel(config: try presetConfig(preset ?? "tiny"), seed: seed)
         let config = model.config
         let bounds = lengths.split(separator: ".", omittingEmptySubsequences: true).compactMap { Int($0) }
         guard bounds.count == 2, bounds[0] >= 1, bounds[0] <= bounds[1] else {
@@ -71,6 +82,29 @@ func presetConfig(_ name: String) throws -> LlamaConfig {
         throw ValidationError("unknown preset '\(name)'; expected one of \(LlamaConfig.presets.keys.sorted())")
     }
     return config
+}
+
+extension Train {
+    /// The multimodal run: stage 1 then stage 2 on the benchmark mix, resumable from `--out`.
+    func trainMultimodal() throws {
+        if initFrom != nil { throw ValidationError("--init-from works with --task; multimodal runs start from --seed (or resume from --out)") }
+        var config = MultimodalRunConfig(preset: preset ?? "small", variant: variant, stage1Steps: stage1Steps, stage2Steps: steps,
+                                         batchSize: batchSize, checkpointEvery: checkpointEvery, seed: seed)
+        guard (1...5).contains(crops), grid > 0 else { throw ValidationError("--crops must be 1 to 5 and --grid positive") }
+        (config.grid, config.crops) = (grid, crops)
+        _ = try presetConfig(config.preset)
+        let run = try reportingBadInput { try MultimodalRun(config: config, directory: out) }
+        let progress = Progress(total: config.totalSteps, label: "train")
+        var recent: [Float] = []
+        try reportingBadInput {
+            try run.train { r in
+                recent = Array((recent + [r.loss]).suffix(10))
+                progress.update(done: r.step + 1, status: String(format: "stage %d loss %.4f", r.step < config.stage1Steps ? 1 : 2,
+                                                                  recent.reduce(0, +) / Float(recent.count)))
+            }
+        }
+        print("wrote \(run.modelPath)")
+    }
 }
 
 /// Fraction of scored positions whose argmax logit is the target.

@@ -63,7 +63,7 @@ final class CLITests: XCTestCase {
     func testDamagedCheckpointExitsWithStatusTwoAndNamesTheFile() throws {
         let path = folder.appendingPathComponent("broken.safetensors").path
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B])))
-        for args in [["inspect", path], ["train", "--init-from", path, "--steps", "1", "--out", folder.path]] {
+        for args in [["inspect", path], ["train", "--task", "copy", "--init-from", path, "--steps", "1", "--out", folder.path]] {
             let r = try squeeze(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.err)")
             XCTAssertTrue(r.err.contains(path) && r.err.contains("past the end"), r.err)
@@ -113,6 +113,34 @@ final class CLITests: XCTestCase {
         let composed = zip(kinds, perKind).reduce(0.0) { $0 + Double(($1.0["layers"] as! [Int]).count) * $1.1 }
         XCTAssertEqual(json["prefill_seconds"] as! Double, composed, accuracy: 1e-9)
         XCTAssertEqual(json["flops_reduction_pct"] as! Double, 100 * (1 - (4 + 4 * (kinds[1]["flops_ratio_to_baseline"] as! Double)) / 8), accuracy: 1e-6)
+    }
+
+    /// A multimodal run killed with SIGKILL and started again resumes from its last checkpoint and
+    /// ends with the same weights, byte for byte, as a run that was never interrupted.
+    func testKilledRunResumesToIdenticalWeights() throws {
+        let args = ["train", "--preset", "tiny", "--variant", "proxyv-learned(n=2)@from:2", "--grid", "4", "--crops", "2",
+                    "--batch-size", "2", "--stage1-steps", "3", "--steps", "9", "--checkpoint-every", "2", "--threads", "1"]
+        let whole = folder.appendingPathComponent("whole").path, killed = folder.appendingPathComponent("killed").path
+        XCTAssertEqual(try squeeze(args + ["--out", whole]).status, 0)
+
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = args + ["--out", killed]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let checkpoint = killed + "/checkpoint.safetensors"
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { usleep(5_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/model.safetensors"), "killed before the end")
+        XCTAssertEqual(try squeeze(args + ["--out", killed]).status, 0)
+        let a = try Data(contentsOf: URL(fileURLWithPath: whole + "/model.safetensors"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: killed + "/model.safetensors"))
+        XCTAssertEqual(a, b)
+        let logA = try String(contentsOfFile: whole + "/train_log.csv", encoding: .utf8)
+        XCTAssertEqual(try String(contentsOfFile: killed + "/train_log.csv", encoding: .utf8), logA)
+        XCTAssertEqual(logA.split(separator: "\n").count, 13, "header and 12 steps")
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.

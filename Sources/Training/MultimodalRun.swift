@@ -1,0 +1,131 @@
+import Benchmarks
+import Decoder
+import Foundation
+import Kernels
+import LayerGraph
+
+/// Everything that determines a multimodal training run; a checkpoint resumes only the same run.
+public struct MultimodalRunConfig: Codable, Equatable, Sendable {
+    public var preset: String
+    public var variant: String
+    public var grid = 8, patch = 4, crops = 5, features = 64
+    public var stage1Steps: Int, stage2Steps: Int, batchSize: Int
+    /// Stage 1 trains the projector, newline and the variant's modules; stage 2 everything.
+    public var stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
+    public var checkpointEvery: Int
+    public var seed: UInt64
+
+    public init(preset: String, variant: String, stage1Steps: Int, stage2Steps: Int, batchSize: Int, checkpointEvery: Int, seed: UInt64) {
+        self.preset = preset; self.variant = variant; self.stage1Steps = stage1Steps; self.stage2Steps = stage2Steps
+        self.batchSize = batchSize; self.checkpointEvery = checkpointEvery; self.seed = seed
+    }
+
+    public var totalSteps: Int { stage1Steps + stage2Steps }
+    public var geometry: VisionGeometry { VisionGeometry(grid: grid, patch: patch, crops: crops) }
+
+    /// The paper's recipe, scaled down: cosine with 3 % warm-up; stage 1 leaves the decoder at rate 0.
+    func recipe(stage: Int) -> TrainingRecipe {
+        let steps = stage == 1 ? stage1Steps : stage2Steps
+        return TrainingRecipe(steps: steps, learningRate: stage == 1 ? stage1LearningRate : stage2LearningRate,
+                              groupLearningRates: stage == 1 ? ["decoder": 0] : [:], warmupSteps: max(1, steps * 3 / 100),
+                              adam: .init(weightDecay: 0))
+    }
+
+    /// Stage 1 reads text from images (transcription); stage 2 is the whole task mix.
+    func batch(step: Int) -> [Sample] {
+        let tasks = step < stage1Steps ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all
+        return (step * batchSize..<(step + 1) * batchSize).map { i in
+            tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
+        }
+    }
+}
+
+/// A multimodal training run in a directory: `checkpoint.safetensors` (weights, optimiser state,
+/// step and configuration, written atomically every N steps), `train_log.csv`, and at the end
+/// `model.safetensors`. Started again on the same directory, it resumes from the checkpoint.
+public final class MultimodalRun {
+    public let config: MultimodalRunConfig
+    public let directory: String
+    public let model: MultimodalModel
+
+    public init(config: MultimodalRunConfig, directory: String) throws {
+        self.config = config
+        self.directory = directory
+        guard var decoder = LlamaConfig.presets[config.preset] else {
+            throw RunError(file: directory, problem: "unknown preset '\(config.preset)'")
+        }
+        decoder.vocab = Tokenizer().vocabularySize
+        let graph = try LayerGraph(spec: VariantSpec(config.variant), layers: decoder.layers, hidden: decoder.hidden, grid: config.grid)
+        model = MultimodalModel(encoder: VisionEncoder(geometry: config.geometry, features: config.features, seed: config.seed),
+                                language: GraphModel(decoder: LlamaModel(config: decoder, seed: config.seed &+ 1), graph: graph, seed: config.seed &+ 2),
+                                seed: config.seed &+ 3)
+    }
+
+    var checkpointPath: String { (directory as NSString).appendingPathComponent("checkpoint.safetensors") }
+    var logPath: String { (directory as NSString).appendingPathComponent("train_log.csv") }
+    public var modelPath: String { (directory as NSString).appendingPathComponent("model.safetensors") }
+
+    /// Trains to the end, resuming from a checkpoint if there is one; `report` sees every step.
+    public func train(report: (StepReport) -> Void = { _ in }) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var step = 0, log = "step,stage,loss,grad_norm,learning_rate\n"
+        var trainer: MultimodalTrainer?
+        if FileManager.default.fileExists(atPath: checkpointPath) {
+            let (saved, state, savedStep) = try loadCheckpoint()
+            step = savedStep
+            trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: step < config.stage1Steps ? 1 : 2))
+            try trainer!.optimization.optimizer.restore(tensors: state, step: saved)
+            log = (try? String(contentsOfFile: logPath, encoding: .utf8))
+                .map { $0.split(separator: "\n").prefix(step + 1).joined(separator: "\n") + "\n" } ?? log
+        }
+        while step < config.totalSteps {
+            if step == config.stage1Steps || trainer == nil {
+                trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: step < config.stage1Steps ? 1 : 2))
+            }
+            let r = trainer!.train(on: config.batch(step: step))
+            step += 1
+            log += "\(step - 1),\(step <= config.stage1Steps ? 1 : 2),\(r.loss),\(r.gradientNorm),\(r.learningRate)\n"
+            report(StepReport(step: step - 1, loss: r.loss, gradientNorm: r.gradientNorm, learningRate: r.learningRate, tokens: r.tokens))
+            if step % max(1, config.checkpointEvery) == 0 || step == config.totalSteps {
+                try log.write(toFile: logPath, atomically: true, encoding: .utf8)
+                try saveCheckpoint(step: step, optimizer: trainer!.optimization.optimizer)
+            }
+        }
+        try SafetensorsFile.write(floats: model.parameters.map { ($0.name, $0.value) }, metadata: try metadata(step: step), to: modelPath)
+    }
+
+    private func metadata(step: Int) throws -> [String: String] {
+        ["format": "pt", "squeeze.run": String(decoding: try sortedJSON(config), as: UTF8.self), "squeeze.step": String(step)]
+    }
+
+    private func saveCheckpoint(step: Int, optimizer: AdamW) throws {
+        let state = optimizer.state
+        var meta = try metadata(step: step)
+        meta["squeeze.optimizer_step"] = String(state.step)
+        try SafetensorsFile.write(floats: model.parameters.map { ($0.name, $0.value) } + state.tensors, metadata: meta, to: checkpointPath)
+    }
+
+    /// Weights into the model; returns the optimiser moments, the optimiser's step and the run's step.
+    private func loadCheckpoint() throws -> (optimizerStep: Int, state: [String: Tensor], step: Int) {
+        let file = try SafetensorsFile(path: checkpointPath)
+        guard let json = file.metadata["squeeze.run"], let saved = try? JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)),
+              let step = Int(file.metadata["squeeze.step"] ?? ""), let optimizerStep = Int(file.metadata["squeeze.optimizer_step"] ?? "") else {
+            throw RunError(file: checkpointPath, problem: "metadata lacks the run configuration or its step")
+        }
+        guard saved == config else { throw RunError(file: checkpointPath, problem: "was written by a run with another configuration") }
+        for p in model.parameters {
+            let t = try file.tensor(p.name)
+            guard t.shape == p.shape else { throw RunError(file: checkpointPath, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
+            p.value.fill(from: t)
+        }
+        var state: [String: Tensor] = [:]
+        for name in file.entries.keys where name.hasPrefix("adam.") { state[name] = try file.tensor(name) }
+        return (optimizerStep, state, step)
+    }
+}
+
+/// A run directory that cannot be used.
+public struct RunError: InputError {
+    public let file: String, problem: String
+    public var description: String { "\(file): \(problem)" }
+}
