@@ -105,19 +105,42 @@ public final class MultimodalRun {
         try SafetensorsFile.write(floats: model.parameters.map { ($0.name, $0.value) } + state.tensors, metadata: meta, to: checkpointPath)
     }
 
+    /// The run configuration a file of this run was written with.
+    static func savedConfig(_ file: SafetensorsFile) throws -> MultimodalRunConfig {
+        guard let json = file.metadata["squeeze.run"], let saved = try? JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)) else {
+            throw RunError(file: file.path, problem: "metadata lacks the run configuration ('squeeze.run')")
+        }
+        return saved
+    }
+
+    /// Every weight of the model from a file of this run.
+    private func fillWeights(from file: SafetensorsFile) throws {
+        for p in model.parameters {
+            let t = try file.tensor(p.name)
+            guard t.shape == p.shape else { throw RunError(file: file.path, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
+            p.value.fill(from: t)
+        }
+    }
+
+    /// The trained model of a finished run directory.
+    public static func load(directory: String) throws -> MultimodalRun {
+        let path = (directory as NSString).appendingPathComponent("model.safetensors")
+        let file = try SafetensorsFile(path: path)
+        let run = try MultimodalRun(config: try savedConfig(file), directory: directory)
+        try run.fillWeights(from: file)
+        return run
+    }
+
     /// Weights into the model; returns the optimiser moments, the optimiser's step and the run's step.
     private func loadCheckpoint() throws -> (optimizerStep: Int, state: [String: Tensor], step: Int) {
         let file = try SafetensorsFile(path: checkpointPath)
-        guard let json = file.metadata["squeeze.run"], let saved = try? JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)),
-              let step = Int(file.metadata["squeeze.step"] ?? ""), let optimizerStep = Int(file.metadata["squeeze.optimizer_step"] ?? "") else {
-            throw RunError(file: checkpointPath, problem: "metadata lacks the run configuration or its step")
+        guard try MultimodalRun.savedConfig(file) == config else {
+            throw RunError(file: checkpointPath, problem: "was written by a run with another configuration")
         }
-        guard saved == config else { throw RunError(file: checkpointPath, problem: "was written by a run with another configuration") }
-        for p in model.parameters {
-            let t = try file.tensor(p.name)
-            guard t.shape == p.shape else { throw RunError(file: checkpointPath, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
-            p.value.fill(from: t)
+        guard let step = Int(file.metadata["squeeze.step"] ?? ""), let optimizerStep = Int(file.metadata["squeeze.optimizer_step"] ?? "") else {
+            throw RunError(file: checkpointPath, problem: "metadata lacks the step")
         }
+        try fillWeights(from: file)
         var state: [String: Tensor] = [:]
         for name in file.entries.keys where name.hasPrefix("adam.") { state[name] = try file.tensor(name) }
         return (optimizerStep, state, step)

@@ -35,7 +35,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["train", "inspect", "graph", "flops", "time", "bench"] {
+        for command in ["train", "eval", "inspect", "graph", "flops", "time", "data", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
@@ -141,6 +141,14 @@ final class CLITests: XCTestCase {
         let logA = try String(contentsOfFile: whole + "/train_log.csv", encoding: .utf8)
         XCTAssertEqual(try String(contentsOfFile: killed + "/train_log.csv", encoding: .utf8), logA)
         XCTAssertEqual(logA.split(separator: "\n").count, 13, "header and 12 steps")
+
+        // The run evaluates: per-benchmark scores and Score_fine.
+        let eval = try squeeze("eval", whole, "--benchmarks", "ocr,pope", "--samples", "2", "--format", "json", "--threads", "1")
+        XCTAssertEqual(eval.status, 0, eval.err)
+        let json = try JSONSerialization.jsonObject(with: Data(eval.out.utf8)) as! [String: Any]
+        XCTAssertEqual((json["benchmarks"] as! [String: Any]).keys.sorted(), ["ocr", "pope"])
+        XCTAssertNotNil(json["score_fine"] as? Double)
+        XCTAssertEqual(try squeeze("eval", folder.path).status, 2, "no run there")
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
