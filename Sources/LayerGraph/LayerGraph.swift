@@ -220,6 +220,7 @@ public struct LayerGraph: Equatable, Sendable {
 public struct VariantCompileError: InputError, Equatable {
     public let spec: String
     public let problem: String
+    public init(spec: String, problem: String) { self.spec = spec; self.problem = problem }
     public var description: String { "variant '\(spec)': \(problem)" }
 }
 

@@ -13,13 +13,33 @@ public final class MultimodalModel {
     public let language: GraphModel
     public let tokenizer = Tokenizer()
 
-    public init(encoder: VisionEncoder, language: GraphModel, seed: UInt64) {
-        self.encoder = encoder
-        self.language = language
-        let d = language.config.hidden
-        projector = Projector(features: encoder.features, hidden: d, seed: seed)
+    public convenience init(encoder: VisionEncoder, language: GraphModel, seed: UInt64) {
         var rng = SeededGenerator(seed: seed &+ 1)
-        newline = Parameter(name: "model.image_newline", value: Tensor(shape: [d], std: 0.02, rng: &rng), group: "projector")
+        let d = language.config.hidden
+        self.init(encoder: encoder, projector: Projector(features: encoder.features, hidden: d, seed: seed),
+                  newline: Parameter(name: "model.image_newline", value: Tensor(shape: [d], std: 0.02, rng: &rng), group: "projector"),
+                  language: language)
+    }
+
+    init(encoder: VisionEncoder, projector: Projector, newline: Parameter, language: GraphModel) {
+        self.encoder = encoder
+        self.projector = projector
+        self.newline = newline
+        self.language = language
+    }
+
+    /// The same trained weights under another variant, applied only at inference (the paper's
+    /// TF setting). A variant that adds modules (light MLPs, ProxyV's updates) has nothing
+    /// trained to run them and is refused: it needs finetuning.
+    public func trainingFree(_ spec: VariantSpec) throws -> MultimodalModel {
+        let c = language.config
+        let graph = try LayerGraph(spec: spec, layers: c.layers, hidden: c.hidden, grid: geometry.grid)
+        let modules = VariantModules(graph: graph, hidden: c.hidden, seed: 0)
+        guard modules.parameters.isEmpty else {
+            throw VariantCompileError(spec: spec.text, problem: "adds modules that were never trained; training-free evaluation needs a variant without new weights")
+        }
+        return MultimodalModel(encoder: encoder, projector: projector, newline: newline,
+                               language: GraphModel(decoder: language.decoder, graph: graph, modules: modules))
     }
 
     public var geometry: VisionGeometry { encoder.geometry }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Benchmarks
 import Foundation
+import LayerGraph
 import Training
 
 struct Eval: ParsableCommand {
@@ -15,6 +16,10 @@ struct Eval: ParsableCommand {
     var samples = 50
     @Option(help: "train, val or test.")
     var split: Split = .val
+    @Option(help: "Apply this variant at inference instead of the run's own (training-free, 'TF').")
+    var variant: String?
+    @Option(help: "A baseline run evaluated on the same samples, for Score_fine Rel.")
+    var baseline: String?
     @Option(help: "Output: text or json.")
     var format: OutputFormat = .text
     @OptionGroup var compute: ComputeOptions
@@ -22,29 +27,40 @@ struct Eval: ParsableCommand {
     func run() throws {
         compute.apply()
         let trained = try reportingBadInput { try MultimodalRun.load(directory: directory) }
+        let model = try variant.map { v in try reportingBadInput { try trained.model.trainingFree(VariantSpec(v)) } } ?? trained.model
+        let variantName = variant.map { "\($0) (training-free on a \(trained.config.variant) run)" } ?? trained.config.variant
+        let reference = try baseline.map { b in try reportingBadInput { try MultimodalRun.load(directory: b) } }
         let tasks = try benchmarks == "all" ? BenchmarkTask.all : benchmarks.split(separator: ",").map { try benchmarkTask(String($0)) }
-        let progress = Progress(total: tasks.count, label: "eval")
-        var evaluations: [Evaluation] = []
-        for (i, task) in tasks.enumerated() {
-            evaluations.append(Evaluation(model: trained.model, task: task, split: split, count: samples))
-            progress.update(done: i + 1, status: task.name)
+        let progress = Progress(total: tasks.count * (reference == nil ? 1 : 2), label: "eval")
+        func evaluate(_ m: MultimodalModel, offset: Int) -> [Evaluation] {
+            tasks.enumerated().map { i, task in
+                defer { progress.update(done: offset + i + 1, status: task.name) }
+                return Evaluation(model: m, task: task, split: split, count: samples)
+            }
         }
+        let evaluations = evaluate(model, offset: 0)
         let scoreFine = Evaluation.scoreFine(evaluations)
+        let baselineFine = reference.map { Evaluation.scoreFine(evaluate($0.model, offset: tasks.count)) }
+        let relative = baselineFine.flatMap { $0 > 0 ? scoreFine / $0 : nil }
         switch format {
         case .json:
-            let object: [String: Any] = ["run": directory, "variant": trained.config.variant, "split": split.rawValue, "samples": samples,
+            var object: [String: Any] = ["run": directory, "variant": variantName, "split": split.rawValue, "samples": samples,
                                          "score_fine": scoreFine,
                                          "benchmarks": Dictionary(uniqueKeysWithValues: evaluations.map { e in
                                              (e.task, ["headline": e.headline, "scores": e.scores, "predictions": e.predictions] as [String: Any])
                                          })]
+            if let baselineFine { object["baseline_score_fine"] = baselineFine }
+            if let relative { object["score_fine_rel"] = relative }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         case .text:
-            print("\(directory): \(trained.config.preset), variant \(trained.config.variant), \(samples) \(split.rawValue) samples per benchmark")
+            print("\(directory): \(trained.config.preset), variant \(variantName), \(samples) \(split.rawValue) samples per benchmark")
             for e in evaluations {
                 let details = e.scores.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
                 print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f   ", e.headline) + details)
             }
-            print(String(format: "Score_fine %.3f (mean over %d fine-grained benchmarks)", scoreFine, evaluations.filter(\.fineGrained).count))
+            print(String(format: "Score_fine %.3f (mean over %d fine-grained benchmarks)", scoreFine, evaluations.filter(\.fineGrained).count)
+                  + (baselineFine.map { String(format: "; baseline %.3f", $0) } ?? "")
+                  + (relative.map { String(format: "; Score_fine Rel %.1f %%", 100 * $0) } ?? (baselineFine != nil ? "; Rel undefined (baseline 0)" : "")))
         }
     }
 }

@@ -149,6 +149,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual((json["benchmarks"] as! [String: Any]).keys.sorted(), ["ocr", "pope"])
         XCTAssertNotNil(json["score_fine"] as? Double)
         XCTAssertEqual(try squeeze("eval", folder.path).status, 2, "no run there")
+        // Training-free: another variant at inference, against the run itself as the baseline.
+        let tf = try squeeze("eval", whole, "--benchmarks", "ocr", "--samples", "2", "--format", "json", "--threads", "1",
+                             "--variant", "mask-vv@from:1", "--baseline", killed)
+        XCTAssertEqual(tf.status, 0, tf.err)
+        let tfJSON = try JSONSerialization.jsonObject(with: Data(tf.out.utf8)) as! [String: Any]
+        XCTAssertTrue((tfJSON["variant"] as! String).hasPrefix("mask-vv@from:1 (training-free"))
+        XCTAssertNotNil(tfJSON["baseline_score_fine"] as? Double)
+        let untrained = try squeeze("eval", whole, "--variant", "skip-vattn-ffn@from:1", "--samples", "1")
+        XCTAssertEqual(untrained.status, 2)
+        XCTAssertTrue(untrained.err.contains("never trained"), untrained.err)
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
