@@ -14,6 +14,9 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public var stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
     public var checkpointEvery: Int
     public var seed: UInt64
+    /// FT: the run directory whose trained weights this run starts from (the variant's new
+    /// modules start fresh). Its shape, vision geometry and encoder seed are this run's too.
+    public var finetuneFrom: String?
 
     public init(preset: String, variant: String, stage1Steps: Int, stage2Steps: Int, batchSize: Int, checkpointEvery: Int, seed: UInt64) {
         self.preset = preset; self.variant = variant; self.stage1Steps = stage1Steps; self.stage2Steps = stage2Steps
@@ -70,6 +73,9 @@ public final class MultimodalRun {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var step = 0, log = "step,stage,loss,grad_norm,learning_rate\n"
         var trainer: MultimodalTrainer?
+        if let base = config.finetuneFrom, !FileManager.default.fileExists(atPath: checkpointPath) {
+            try fillWeights(from: SafetensorsFile(path: (base as NSString).appendingPathComponent("model.safetensors")), skippingNewModules: true)
+        }
         if FileManager.default.fileExists(atPath: checkpointPath) {
             let (saved, state, savedStep) = try loadCheckpoint()
             step = savedStep
@@ -113,13 +119,19 @@ public final class MultimodalRun {
         return saved
     }
 
-    /// Every weight of the model from a file of this run.
-    private func fillWeights(from file: SafetensorsFile) throws {
-        for p in model.parameters {
+    /// Every weight of the model from a file of this run (or, finetuning, every weight but the
+    /// variant's new modules from the base run's file).
+    private func fillWeights(from file: SafetensorsFile, skippingNewModules: Bool = false) throws {
+        for p in model.parameters where !(skippingNewModules && p.group == "variant" && file.entries[p.name] == nil) {
             let t = try file.tensor(p.name)
             guard t.shape == p.shape else { throw RunError(file: file.path, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
             p.value.fill(from: t)
         }
+    }
+
+    /// The configuration of a finished run directory.
+    public static func configuration(directory: String) throws -> MultimodalRunConfig {
+        try savedConfig(SafetensorsFile(path: (directory as NSString).appendingPathComponent("model.safetensors")))
     }
 
     /// The trained model of a finished run directory.

@@ -16,10 +16,14 @@ struct Train: ParsableCommand {
     var steps = 300
     @Option(help: "Multimodal: variant in the text form, e.g. 'proxyv(r=4)@from:4'.")
     var variant = "baseline"
-    @Option(help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen).")
-    var stage1Steps = 100
+    @Option(name: .customLong("stage1-steps"), help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default 100, FT 0).")
+    var stage1: Int?
+    var stage1Steps: Int { stage1 ?? 100 }
+    var explicitStage1: Bool { stage1 != nil }
     @Option(help: "Multimodal: write a resumable checkpoint every this many steps.")
     var checkpointEvery = 50
+    @Option(help: "Multimodal FT: finetune the trained run in this directory with --variant (stage 2 only unless --stage1-steps is given).")
+    var finetuneFrom: String?
     @Option(help: "Multimodal: vision grid side G (patches of 4 pixels, images of 8G×8G).")
     var grid = 8
     @Option(help: "Multimodal: crops per image, 1 (base view) to 5.")
@@ -92,6 +96,14 @@ extension Train {
                                          batchSize: batchSize, checkpointEvery: checkpointEvery, seed: seed)
         guard (1...5).contains(crops), grid > 0 else { throw ValidationError("--crops must be 1 to 5 and --grid positive") }
         (config.grid, config.crops) = (grid, crops)
+        if let base = finetuneFrom {
+            // The base run fixes the model: shape, vision geometry and encoder seed.
+            let baseConfig = try reportingBadInput { try MultimodalRun.configuration(directory: base) }
+            (config.preset, config.grid, config.patch, config.crops, config.features, config.seed) =
+                (baseConfig.preset, baseConfig.grid, baseConfig.patch, baseConfig.crops, baseConfig.features, baseConfig.seed)
+            config.stage1Steps = explicitStage1 ? stage1Steps : 0
+            config.finetuneFrom = base
+        }
         _ = try presetConfig(config.preset)
         let run = try reportingBadInput { try MultimodalRun(config: config, directory: out) }
         let progress = Progress(total: config.totalSteps, label: "train")

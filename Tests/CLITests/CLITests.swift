@@ -156,6 +156,13 @@ final class CLITests: XCTestCase {
         let tfJSON = try JSONSerialization.jsonObject(with: Data(tf.out.utf8)) as! [String: Any]
         XCTAssertTrue((tfJSON["variant"] as! String).hasPrefix("mask-vv@from:1 (training-free"))
         XCTAssertNotNil(tfJSON["baseline_score_fine"] as? Double)
+        // FT: a run that starts from the trained weights (here for 0 steps, so they pass through unchanged).
+        let ft = folder.appendingPathComponent("ft").path
+        XCTAssertEqual(try squeeze("train", "--finetune-from", whole, "--variant", "skip-vattn-ffn@from:1", "--steps", "0", "--out", ft).status, 0)
+        let base = try SafetensorsReader(whole + "/model.safetensors"), tuned = try SafetensorsReader(ft + "/model.safetensors")
+        XCTAssertEqual(tuned.bytes("model.image_newline"), base.bytes("model.image_newline"))
+        XCTAssertEqual(tuned.bytes("model.layers.3.mlp.down_proj.weight"), base.bytes("model.layers.3.mlp.down_proj.weight"))
+        XCTAssertNotNil(tuned.bytes("model.light_mlp_layers.1.fc1.weight"), "the variant's new modules are there")
         let untrained = try squeeze("eval", whole, "--variant", "skip-vattn-ffn@from:1", "--samples", "1")
         XCTAssertEqual(untrained.status, 2)
         XCTAssertTrue(untrained.err.contains("never trained"), untrained.err)
@@ -172,5 +179,20 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(extra["tokens_per_second"]!, 0)
         XCTAssertEqual(extra["counted_over_analytic_flops"]!, 1)
         XCTAssertGreaterThan(result["gflops_per_second"] as! Double, 0)
+    }
+}
+
+/// Raw tensor bytes of a safetensors file, read independently of Squeeze's own reader.
+struct SafetensorsReader {
+    let header: [String: Any], data: Data, start: Int
+    init(_ path: String) throws {
+        data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + n)) as! [String: Any]
+        start = 8 + n
+    }
+    func bytes(_ name: String) -> Data? {
+        guard let entry = header[name] as? [String: Any], let offsets = entry["data_offsets"] as? [Int] else { return nil }
+        return data.subdata(in: start + offsets[0]..<start + offsets[1])
     }
 }
