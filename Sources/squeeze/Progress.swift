@@ -14,13 +14,14 @@ struct Progress {
 
     func update(done: Int, status: String) {
         let elapsed = Date().timeIntervalSince(started)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
         if interactive {
             let width = 30, filled = width * done / max(total, 1)
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            write("\r\(label) [\(bar)] \(done)/\(total) \(status) \(String(format: "%.0fs", elapsed))\u{1B}[K")
+            write("\r\(label) [\(bar)] \(done)/\(total) \(status) \(String(format: "%.0fs, ETA %.0fs", elapsed, eta))\u{1B}[K")
             if done == total { write("\n") }
         } else if done == total || done % max(1, total / 20) == 0 {
-            write("\(label) \(done)/\(total) \(status) \(String(format: "%.1fs", elapsed))\n")
+            write("\(label) \(done)/\(total) \(status) \(String(format: "%.1fs, ETA %.0fs", elapsed, eta))\n")
         }
     }
 
