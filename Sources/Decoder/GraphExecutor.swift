@@ -147,7 +147,8 @@ public final class GraphPass {
         return (t.queryRows.map { t.layout.tokens[$0] }, t.keyRows.map { t.layout.tokens[$0] }, t.probs)
     }
 
-    /// A layer's tokens with their hidden states entering it and leaving its attention block.
+    /// A layer's tokens with their hidden states entering it and leaving its attention block
+    /// (the latter kept by passes made for a backward).
     public func attentionBlock(layer l: Int) -> (tokens: [LayoutToken], entering: Tensor, leaving: Tensor) {
         (tapes[l].layout.tokens, tapes[l].x, tapes[l].afterAttention)
     }
@@ -234,7 +235,7 @@ public final class GraphPass {
             scatterAdd(t.selfValues.linear(layer.output), rows: t.selfRows, into: t.mid)
         }
 
-        t.afterAttention = t.mid.copy()
+        if keepsForBackward { t.afterAttention = t.mid.copy() }   // inspection only; inference passes skip the copy
 
         // FFN on its groups.
         if !t.ffnRows.isEmpty {

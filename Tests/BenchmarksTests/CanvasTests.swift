@@ -1,5 +1,6 @@
 import Benchmarks
 import Foundation
+import TestSupport
 import XCTest
 
 final class CanvasTests: XCTestCase {
@@ -58,18 +59,4 @@ final class CanvasTests: XCTestCase {
         let out = try runPython(script, arguments: [path]).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(out, "300 250 IHDR IEND [217, 26, 26] [255, 255, 255]")
     }
-}
-
-func runPython(_ script: String, arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile(), errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw NSError(domain: "python", code: 1, userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)]) }
-    return String(decoding: output, as: UTF8.self)
 }

@@ -1,6 +1,7 @@
 import Decoder
 import Foundation
 import Kernels
+import TestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {
@@ -101,23 +102,4 @@ final class CheckpointTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("cannot be read"), "\(error)")
         }
     }
-}
-
-/// Runs a Python snippet (python3 with numpy and safetensors, which README's test command installs).
-func runPython(_ script: String, arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw NSError(domain: "python", code: Int(process.terminationStatus),
-                      userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)])
-    }
-    return String(decoding: output, as: UTF8.self)
 }
