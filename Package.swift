@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libopenblas-dev, libhdf5-dev).
@@ -25,8 +26,12 @@ let package = Package(
         .target(name: "Benchmarks", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Training", dependencies: ["Kernels", "LayerGraph", "Decoder", "Benchmarks"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .target(name: "Experiments", dependencies: [
+            "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training", "HDF5",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "squeeze", dependencies: [
-            "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training",
+            "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training", "Experiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -39,7 +44,8 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "TestSupport"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
-        .testTarget(name: "CLITests", dependencies: ["squeeze"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "HDF5", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -22,20 +22,34 @@ extension BenchmarkTask {
     /// The task's scores for predictions of the given samples, as its public evaluator computes them.
     public func score(predictions: [String], samples: [Sample]) -> [String: Double] {
         precondition(predictions.count == samples.count && !samples.isEmpty)
-        func mean(_ f: (String, Sample) -> Double) -> Double { zip(predictions, samples).reduce(0) { $0 + f($1.0, $1.1) } / Double(samples.count) }
+        let each = perSample(predictions: predictions, samples: samples)
+        let mean = each.values.reduce(0, +) / Double(samples.count)
         switch metric {
-        case .anls: return ["anls": mean { Metrics.anls(prediction: $0, references: $1.references) }]
-        case .relaxedAccuracy: return ["relaxed_accuracy": mean { Metrics.relaxedAccuracy(prediction: $0, references: $1.references) }]
-        case .vqaAccuracy: return ["vqa_accuracy": mean { Metrics.vqaAccuracy(prediction: $0, references: $1.references) }]
-        case .substring: return ["accuracy": mean { Metrics.substringMatch(prediction: $0, references: $1.references) }]
-        case .exactMatch: return ["accuracy": mean { Metrics.exactMatch(prediction: $0, references: $1.references) }]
-        case .grounding: return ["accuracy": mean { Metrics.groundingAccuracy(prediction: $0, reference: $1.box!) }]
+        case .anls: return ["anls": mean]
+        case .relaxedAccuracy: return ["relaxed_accuracy": mean]
+        case .vqaAccuracy: return ["vqa_accuracy": mean]
+        case .substring, .exactMatch, .grounding: return ["accuracy": mean]
         case .pope:
             let s = Metrics.pope(predictions: predictions, labels: samples.map { $0.label! })
             return ["accuracy": s.accuracy, "precision": s.precision, "recall": s.recall, "f1": s.f1, "yes_ratio": s.yesRatio]
         case .documentParsing:
-            return ["bleu4": Metrics.bleu4(candidates: predictions, references: samples.map { $0.references[0] }),
-                    "edit_distance": mean { Metrics.normalizedEditDistance($0, $1.references[0]) }]
+            return ["bleu4": Metrics.bleu4(candidates: predictions, references: samples.map { $0.references[0] }), "edit_distance": mean]
+        }
+    }
+
+    /// Each sample's score under the task's per-sample metric (POPE: correct or not; document
+    /// parsing: normalised edit distance, since BLEU-4 is a corpus score).
+    public func perSample(predictions: [String], samples: [Sample]) -> (metric: String, values: [Double]) {
+        let pairs = zip(predictions, samples)
+        switch metric {
+        case .anls: return ("anls", pairs.map { Metrics.anls(prediction: $0, references: $1.references) })
+        case .relaxedAccuracy: return ("relaxed_accuracy", pairs.map { Metrics.relaxedAccuracy(prediction: $0, references: $1.references) })
+        case .vqaAccuracy: return ("vqa_accuracy", pairs.map { Metrics.vqaAccuracy(prediction: $0, references: $1.references) })
+        case .substring: return ("accuracy", pairs.map { Metrics.substringMatch(prediction: $0, references: $1.references) })
+        case .exactMatch: return ("accuracy", pairs.map { Metrics.exactMatch(prediction: $0, references: $1.references) })
+        case .grounding: return ("accuracy", pairs.map { Metrics.groundingAccuracy(prediction: $0, reference: $1.box!) })
+        case .pope: return ("correct", pairs.map { Metrics.popeSaysYes($0) == $1.label! ? 1 : 0 })
+        case .documentParsing: return ("edit_distance", pairs.map { Metrics.normalizedEditDistance($0, $1.references[0]) })
         }
     }
 

@@ -9,6 +9,7 @@ public final class HDF5File {
 
     public struct Failure: Error, CustomStringConvertible {
         public let path: String, what: String
+        public init(path: String, what: String) { self.path = path; self.what = what }
         public var description: String { "\(path): \(what)" }
     }
 

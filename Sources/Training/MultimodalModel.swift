@@ -1,5 +1,6 @@
 import Benchmarks
 import Decoder
+import Foundation
 import Kernels
 import LayerGraph
 
@@ -121,7 +122,7 @@ public final class MultimodalPass {
 
     /// Greedy answer after this (answer-less) prefill, up to `maxTokens` tokens or <eos>.
     public func generate(maxTokens: Int) -> String {
-        pass.forward()
+        _ = pass.forward()
         let tokens = GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos)
         return model.tokenizer.decode(tokens)
     }
@@ -163,14 +164,30 @@ public struct Evaluation: Sendable {
     public let scores: [String: Double]
     /// The task's main score (Score_fine averages these over the fine-grained tasks).
     public let headline: Double
+    /// Each sample's score under the task's per-sample metric.
+    public let perSample: (metric: String, values: [Double])
+    /// Measured wall-clock seconds of each sample's prefill and of its whole greedy answer.
+    public let prefillSeconds: [Double], answerSeconds: [Double]
 
     public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int = 16) {
         let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
-        predictions = samples.map { MultimodalPass(model: model, sample: $0, withAnswer: false).generate(maxTokens: maxTokens) }
+        var predictions: [String] = [], prefill: [Double] = [], answer: [Double] = []
+        for sample in samples {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let pass = MultimodalPass(model: model, sample: sample, withAnswer: false)
+            _ = pass.forward()
+            let prefilled = DispatchTime.now().uptimeNanoseconds
+            predictions.append(model.tokenizer.decode(GraphDecoder(prefill: pass.pass).generate(count: maxTokens, stop: Tokenizer.eos)))
+            prefill.append(Double(prefilled - start) / 1e9)
+            answer.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        self.predictions = predictions
+        (prefillSeconds, answerSeconds) = (prefill, answer)
         references = samples.map(\.references)
         self.task = task.name
         fineGrained = task.fineGrained
         scores = task.score(predictions: predictions, samples: samples)
+        perSample = task.perSample(predictions: predictions, samples: samples)
         headline = task.headline(scores)
     }
 

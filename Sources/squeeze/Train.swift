@@ -10,29 +10,27 @@ struct Train: ParsableCommand {
 
     @Option(help: "Toy task instead of the multimodal model: \(ToyTask.allCases.map(\.rawValue).joined(separator: ", ")).")
     var task: ToyTask?
-    @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")) (default: tiny for toy tasks, small otherwise).")
+    @Option(help: "Scale: \(MultimodalRunConfig.scalePresets.joined(separator: ", ")) — the model's shape and, multimodal, its vision geometry and recipe (default: tiny for toy tasks, small otherwise).")
     var preset: String?
-    @Option(help: "Optimisation steps (multimodal: of stage 2).")
-    var steps = 300
+    @Option(help: "Optimisation steps (toy default 300; multimodal: of stage 2, default from the preset).")
+    var steps: Int?
     @Option(help: "Multimodal: variant in the text form, e.g. 'proxyv(r=4)@from:4'.")
     var variant = "baseline"
-    @Option(name: .customLong("stage1-steps"), help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default 100, FT 0).")
-    var stage1: Int?
-    var stage1Steps: Int { stage1 ?? 100 }
-    var explicitStage1: Bool { stage1 != nil }
+    @Option(name: .customLong("stage1-steps"), help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default from the preset, FT 0).")
+    var stage1Steps: Int?
     @Option(help: "Multimodal: write a resumable checkpoint every this many steps.")
-    var checkpointEvery = 50
+    var checkpointEvery: Int?
     @Option(help: "Multimodal FT: finetune the trained run in this directory with --variant (stage 2 only unless --stage1-steps is given).")
     var finetuneFrom: String?
-    @Option(help: "Multimodal: vision grid side G (patches of 4 pixels, images of 8G×8G).")
-    var grid = 8
-    @Option(help: "Multimodal: crops per image, 1 (base view) to 5.")
-    var crops = 5
-    @Option(help: "Sequences (multimodal: samples) per batch.")
-    var batchSize = 16
+    @Option(help: "Multimodal: vision grid side G (patches of 4 pixels, images of 8G×8G; default from the preset).")
+    var grid: Int?
+    @Option(help: "Multimodal: crops per image, 1 (base view) to 5 (default from the preset).")
+    var crops: Int?
+    @Option(help: "Sequences (multimodal: samples) per batch (toy default 16; multimodal default from the preset).")
+    var batchSize: Int?
     @Option(help: "Shortest and longest prompt, as MIN...MAX.")
     var lengths = "4...12"
-    @Option(help: "Peak learning rate.")
+    @Option(help: "Toy task: peak learning rate (multimodal runs take theirs from the preset).")
     var learningRate: Float = 3e-3
     @Option(help: "Linear warm-up steps before the cosine decay.")
     var warmup = 20
@@ -55,6 +53,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--lengths must look like 4...12, got '\(lengths)'")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let steps = self.steps ?? 300, batchSize = self.batchSize ?? 16
         let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: steps, learningRate: learningRate, warmupSteps: warmup))
         var rng = SeededGenerator(seed: seed &+ 1)
         let progress = Progress(total: steps, label: "train")
@@ -92,16 +91,23 @@ extension Train {
     /// The multimodal run: stage 1 then stage 2 on the benchmark mix, resumable from `--out`.
     func trainMultimodal() throws {
         if initFrom != nil { throw ValidationError("--init-from works with --task; multimodal runs start from --seed (or resume from --out)") }
-        var config = MultimodalRunConfig(preset: preset ?? "small", variant: variant, stage1Steps: stage1Steps, stage2Steps: steps,
-                                         batchSize: batchSize, checkpointEvery: checkpointEvery, seed: seed)
-        guard (1...5).contains(crops), grid > 0 else { throw ValidationError("--crops must be 1 to 5 and --grid positive") }
-        (config.grid, config.crops) = (grid, crops)
+        let name = preset ?? "small"
+        guard var config = MultimodalRunConfig.preset(name, variant: variant, seed: seed) else {
+            throw ValidationError("unknown preset '\(name)'; expected one of \(MultimodalRunConfig.scalePresets)")
+        }
+        if let steps { config.stage2Steps = steps }
+        if let stage1Steps { config.stage1Steps = stage1Steps }
+        if let batchSize { config.batchSize = batchSize }
+        if let grid { config.grid = grid }
+        if let crops { config.crops = crops }
+        if let checkpointEvery { config.checkpointEvery = checkpointEvery }
+        guard (1...5).contains(config.crops), config.grid > 0 else { throw ValidationError("--crops must be 1 to 5 and --grid positive") }
         if let base = finetuneFrom {
             // The base run fixes the model: shape, vision geometry and encoder seed.
             let baseConfig = try reportingBadInput { try MultimodalRun.configuration(directory: base) }
             (config.preset, config.grid, config.patch, config.crops, config.features, config.seed) =
                 (baseConfig.preset, baseConfig.grid, baseConfig.patch, baseConfig.crops, baseConfig.features, baseConfig.seed)
-            config.stage1Steps = explicitStage1 ? stage1Steps : 0
+            config.stage1Steps = stage1Steps ?? 0
             config.finetuneFrom = base
         }
         _ = try presetConfig(config.preset)

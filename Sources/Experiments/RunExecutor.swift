@@ -1,0 +1,87 @@
+import Benchmarks
+import Decoder
+import Foundation
+import LayerGraph
+import Training
+
+/// Runs one planned run in this process: trains (or resumes, or reuses a trained base),
+/// evaluates, counts, and writes the run's file into the store.
+public struct RunExecutor {
+    public let store: RunStore
+
+    public init(store: RunStore) { self.store = store }
+
+    public func execute(_ run: PlannedRun, log: (String) -> Void) throws {
+        let spec = run.spec, started = Date()
+        store.removeStalePartials(of: run.id)
+        var timing: [String: Double] = [:]
+        let trainStart = Date()
+        let trained: MultimodalRun
+        switch spec.mode {
+        case .tf:
+            let base = try MultimodalRun.load(directory: store.workDirectory(of: spec.base!.id))
+            trained = base
+        case .full, .ft:
+            trained = try train(run, log: log)
+        }
+        timing["train_seconds"] = Date().timeIntervalSince(trainStart)
+        let model = spec.mode == .tf ? try trained.model.trainingFree(VariantSpec(spec.variant)) : trained.model
+
+        let evalStart = Date()
+        var benchmarks: [BenchmarkRecord] = [], answer: [Double] = []
+        for name in spec.benchmarks {
+            let evaluation = Evaluation(model: model, task: BenchmarkTask.named(name)!, split: spec.split, count: spec.samples)
+            benchmarks.append(BenchmarkRecord(evaluation))
+            answer += evaluation.answerSeconds
+            log(String(format: "%@ %@ %.3f", run.id, name, evaluation.headline))
+        }
+        timing["eval_seconds"] = Date().timeIntervalSince(evalStart)
+        let prefill = benchmarks.flatMap(\.prefillSeconds)
+        timing["prefill_seconds_mean"] = prefill.reduce(0, +) / Double(max(1, prefill.count))
+        timing["answer_seconds_mean"] = answer.reduce(0, +) / Double(max(1, answer.count))
+
+        // FLOPs of a typical prompt: the first evaluated sample's layout.
+        let sample = BenchmarkTask.named(spec.benchmarks[0])!.sample(0, split: spec.split, side: model.geometry.imageSide)
+        let layout = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: false).layout(model.geometry)
+        let accounting = try AccountingRecord(config: model.language.config, spec: VariantSpec(spec.variant), layout: layout)
+
+        var record = RunRecord(id: run.id, config: spec.json, model: spec.preset, variant: spec.variant, mode: spec.mode.rawValue,
+                               seed: spec.seed, baselineID: run.baselineID, accounting: accounting)
+        (record.started, record.finished, record.benchmarks, record.timing) = (started, Date(), benchmarks, timing)
+        record.curves = spec.mode == .tf ? [:] : trainingCurves(directory: store.workDirectory(of: run.id))
+        try store.write(record)
+        log(String(format: "%@ complete: Score_fine %.3f, %.3g FLOPs (%.1f %% fewer than baseline)", run.id, record.scoreFine,
+                   accounting.flops, accounting.reducedPercent))
+    }
+
+    /// Trains in the run's work directory, resuming from its checkpoint; a finished model is reused.
+    private func train(_ run: PlannedRun, log: (String) -> Void) throws -> MultimodalRun {
+        let directory = store.workDirectory(of: run.id)
+        let finetuneFrom = run.spec.mode == .ft ? store.workDirectory(of: run.spec.base!.id) : nil
+        let config = run.spec.trainingConfig(checkpointEvery: run.checkpointEvery, finetuneFrom: finetuneFrom)
+        if let finished = try? MultimodalRun.configuration(directory: directory), finished == config {
+            return try MultimodalRun.load(directory: directory)
+        }
+        let training = try MultimodalRun(config: config, directory: directory)
+        var lastLogged = Date.distantPast
+        try training.train { r in
+            if Date().timeIntervalSince(lastLogged) > 10 || r.step + 1 == config.totalSteps {
+                log(String(format: "%@ step %d/%d loss %.4f", run.id, r.step + 1, config.totalSteps, r.loss))
+                lastLogged = Date()
+            }
+        }
+        return training
+    }
+
+    /// The training log's columns (step, stage, loss, grad_norm, learning_rate) as arrays.
+    private func trainingCurves(directory: String) -> [String: [Double]] {
+        guard let text = try? String(contentsOfFile: (directory as NSString).appendingPathComponent("train_log.csv"), encoding: .utf8) else { return [:] }
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first?.split(separator: ",").map(String.init) else { return [:] }
+        var columns = Dictionary(uniqueKeysWithValues: header.map { ($0, [Double]()) })
+        for line in lines.dropFirst() {
+            for (name, value) in zip(header, line.split(separator: ",")) { columns[name]!.append(Double(value) ?? .nan) }
+        }
+        return columns
+    }
+}

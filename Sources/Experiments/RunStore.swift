@@ -1,0 +1,166 @@
+import Foundation
+import HDF5
+
+/// The run store: one HDF5 file per run, `<directory>/<id>.h5`, written under a temporary name
+/// and renamed when complete, so a file with the run's name is always a whole run. Training state
+/// lives in `work/<id>/` (resumable checkpoints, the trained model TF and FT runs start from);
+/// each run's log in `logs/<id>.log`.
+public struct RunStore {
+    public static let schemaVersion = "1"
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public func path(of id: String) -> String { (directory as NSString).appendingPathComponent("\(id).h5") }
+    public func workDirectory(of id: String) -> String { (directory as NSString).appendingPathComponent("work/\(id)") }
+    public func logPath(of id: String) -> String { (directory as NSString).appendingPathComponent("logs/\(id).log") }
+
+    /// The complete run with this id and configuration, read back; nil if missing, incomplete,
+    /// unreadable or written for another configuration.
+    public func completed(id: String, config: String) -> StoredRun? {
+        guard FileManager.default.fileExists(atPath: path(of: id)), let run = try? StoredRun(path: path(of: id)),
+              run.id == id, run.config == config else { return nil }
+        return run
+    }
+
+    /// Every complete run in the store (files that do not read back are left out).
+    public func runs() -> [StoredRun] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".h5") }.sorted().compactMap { try? StoredRun(path: (directory as NSString).appendingPathComponent($0)) }
+    }
+
+    /// Writes a run's file: to `<id>.h5.partial-<pid>`, then renamed over `<id>.h5`.
+    public func write(_ record: RunRecord) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let final = path(of: record.id), temporary = final + ".partial-\(getpid())"
+        do {
+            try writeFile(record, to: temporary)
+            guard rename(temporary, final) == 0 else { throw HDF5File.Failure(path: final, what: "cannot rename \(temporary) into place") }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+    }
+
+    /// Temporary files that writers killed mid-write left behind.
+    public func removeStalePartials(of id: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("\(id).h5.partial-") {
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        }
+    }
+
+    private func writeFile(_ r: RunRecord, to path: String) throws {
+        let file = try HDF5File(path: path, mode: .create)
+        let iso = ISO8601DateFormatter()
+        let root: [(String, String)] = [
+            ("schema_version", RunStore.schemaVersion), ("run_id", r.id), ("config", r.config), ("model", r.model),
+            ("variant", r.variant), ("mode", r.mode), ("seed", String(r.seed)), ("baseline_run", r.baselineID ?? ""),
+            ("source", r.source), ("squeeze_version", SqueezeVersion.version), ("git_revision", SqueezeVersion.gitRevision),
+            ("started", iso.string(from: r.started)), ("finished", iso.string(from: r.finished)),
+            ("flops_convention", "\(AccountingRecord.convention.rawValue): dense attention pairs, decoder layers only"),
+        ]
+        for (k, v) in root { try file.setAttribute(k, v) }
+
+        try file.createGroup("scores")
+        try file.setAttribute("score_fine", r.scoreFine, on: "scores")
+        for b in r.benchmarks {
+            let group = "scores/\(b.name)"
+            try file.createGroup(group)
+            try file.setAttribute("headline", b.headline, on: group)
+            try file.setAttribute("fine_grained", b.fineGrained ? 1 : 0, on: group)
+            for (metric, value) in b.scores { try file.setAttribute(metric, value, on: group) }
+            if !b.perSample.isEmpty {
+                try file.setAttribute("per_sample_metric", b.perSampleMetric, on: group)
+                try file.write(b.perSample, shape: [b.perSample.count], at: "\(group)/per_sample")
+                try file.write(strings: b.predictions, at: "\(group)/predictions")
+                try file.write(b.prefillSeconds, shape: [b.prefillSeconds.count], at: "\(group)/prefill_seconds")
+            }
+        }
+
+        let a = r.accounting
+        try file.createGroup("accounting")
+        for (k, v) in [("flops", a.flops), ("macs", a.macs), ("baseline_flops", a.baselineFlops), ("flops_reduced_pct", a.reducedPercent),
+                       ("executed_flops", a.executedFlops), ("parameters", a.parameters), ("kv_cache_bytes", a.kvCacheBytes)] {
+            try file.setAttribute(k, v, on: "accounting")
+        }
+        try file.setAttribute("operations", a.operations.joined(separator: ","), on: "accounting")
+        try file.write(a.perLayerMACs.flatMap { $0 }, shape: [a.perLayerMACs.count, a.operations.count], at: "accounting/per_layer_macs")
+
+        try file.createGroup("timing")
+        for (k, v) in r.timing { try file.setAttribute(k, v, on: "timing") }
+        try file.createGroup("training")
+        for (k, v) in r.curves { try file.write(v, shape: [v.count], at: "training/\(k)") }
+        // Last, so that a file is complete only if everything before was written.
+        try file.setAttribute("status", "complete")
+    }
+}
+
+/// A complete run read back from the store: what reports need.
+public struct StoredRun {
+    public let path: String
+    public let id: String, config: String, model: String, variant: String, mode: String, seed: String
+    public let baselineID: String?
+    public let source: String
+    public let scoreFine: Double
+    /// Benchmark → (headline, every metric).
+    public let benchmarks: [String: (headline: Double, scores: [String: Double])]
+    public let flops: Double, baselineFlops: Double, parameters: Double, kvCacheBytes: Double
+    public let timing: [String: Double]
+    /// The run's configuration, when Squeeze ran it (nil for imported results).
+    public var spec: RunSpec? { try? JSONDecoder().decode(RunSpec.self, from: Data(config.utf8)) }
+    public var flopsReducedPercent: Double { baselineFlops > 0 ? 100 * (1 - flops / baselineFlops) : 0 }
+
+    public init(path: String) throws {
+        self.path = path
+        let file = try HDF5File(path: path, mode: .readOnly)
+        guard try file.attribute("status") == "complete" else { throw HDF5File.Failure(path: path, what: "run is not complete") }
+        guard try file.attribute("schema_version") == RunStore.schemaVersion else {
+            throw HDF5File.Failure(path: path, what: "schema version \(try file.attribute("schema_version")), expected \(RunStore.schemaVersion)")
+        }
+        (id, config, model) = (try file.attribute("run_id"), try file.attribute("config"), try file.attribute("model"))
+        (variant, mode, seed, source) = (try file.attribute("variant"), try file.attribute("mode"), try file.attribute("seed"), try file.attribute("source"))
+        let baseline = try file.attribute("baseline_run")
+        baselineID = baseline.isEmpty ? nil : baseline
+        scoreFine = try file.numberAttribute("score_fine", on: "scores")
+        var benchmarks: [String: (Double, [String: Double])] = [:]
+        for name in try file.members(of: "scores") {
+            let group = "scores/\(name)"
+            var scores: [String: Double] = [:]
+            for metric in ["anls", "relaxed_accuracy", "vqa_accuracy", "accuracy", "precision", "recall", "f1", "yes_ratio", "bleu4", "edit_distance"] {
+                if let v = try? file.numberAttribute(metric, on: group) { scores[metric] = v }
+            }
+            benchmarks[name] = (try file.numberAttribute("headline", on: group), scores)
+        }
+        self.benchmarks = benchmarks
+        flops = try file.numberAttribute("flops", on: "accounting")
+        baselineFlops = try file.numberAttribute("baseline_flops", on: "accounting")
+        parameters = try file.numberAttribute("parameters", on: "accounting")
+        kvCacheBytes = try file.numberAttribute("kv_cache_bytes", on: "accounting")
+        var timing: [String: Double] = [:]
+        for k in ["train_seconds", "eval_seconds", "prefill_seconds_mean", "answer_seconds_mean"] {
+            if let v = try? file.numberAttribute(k, on: "timing") { timing[k] = v }
+        }
+        self.timing = timing
+    }
+}
+
+/// The version and revision written into every run file.
+public enum SqueezeVersion {
+    public static let version = "0.2.0"
+
+    /// The git revision of the checkout this executable was built in (it lives in its
+    /// `.build/`), or "unknown".
+    public static let gitRevision: String = {
+        let process = Process(), pipe = Pipe()
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "-C", (executable as NSString).deletingLastPathComponent, "rev-parse", "--short=12", "HEAD"]
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "unknown" }
+        process.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+    }()
+}

@@ -1,0 +1,122 @@
+import Accounting
+import Foundation
+
+/// A small SVG chart: numeric axes with ticks, series of points (joined by lines or not), a legend.
+struct SVGPlot {
+    struct Series {
+        let name: String, color: String
+        let points: [(x: Double, y: Double)]
+        var joined = true
+        /// Points drawn hollow (e.g. dominated runs), by index.
+        var hollow: Set<Int> = []
+    }
+
+    let title: String, xLabel: String, yLabel: String
+    var series: [Series] = []
+    var width = 640.0, height = 420.0
+    private let margin = (left: 70.0, right: 170.0, top: 40.0, bottom: 55.0)
+
+    init(title: String, xLabel: String, yLabel: String) { self.title = title; self.xLabel = xLabel; self.yLabel = yLabel }
+
+    var svg: String {
+        let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
+        let (x0, x1) = SVGPlot.range(xs), (y0, y1) = SVGPlot.range(ys)
+        let plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom
+        func px(_ x: Double) -> Double { margin.left + (x - x0) / (x1 - x0) * plotW }
+        func py(_ y: Double) -> Double { margin.top + plotH - (y - y0) / (y1 - y0) * plotH }
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
+                   "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+                   "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(SVGPlot.escape(title))</text>",
+                   "<rect x=\"\(f(margin.left))\" y=\"\(f(margin.top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#444\"/>"]
+        for tick in SVGPlot.ticks(x0, x1) {
+            out.append("<line x1=\"\(f(px(tick)))\" y1=\"\(f(margin.top + plotH))\" x2=\"\(f(px(tick)))\" y2=\"\(f(margin.top + plotH + 5))\" stroke=\"#444\"/>")
+            out.append("<text x=\"\(f(px(tick)))\" y=\"\(f(margin.top + plotH + 18))\" text-anchor=\"middle\">\(SVGPlot.label(tick))</text>")
+        }
+        for tick in SVGPlot.ticks(y0, y1) {
+            out.append("<line x1=\"\(f(margin.left - 5))\" y1=\"\(f(py(tick)))\" x2=\"\(f(margin.left))\" y2=\"\(f(py(tick)))\" stroke=\"#444\"/>")
+            out.append("<text x=\"\(f(margin.left - 8))\" y=\"\(f(py(tick) + 4))\" text-anchor=\"end\">\(SVGPlot.label(tick))</text>")
+        }
+        out.append("<text x=\"\(f(margin.left + plotW / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(SVGPlot.escape(xLabel))</text>")
+        out.append("<text transform=\"translate(18 \(f(margin.top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(SVGPlot.escape(yLabel))</text>")
+        for (k, s) in series.enumerated() {
+            let sorted = s.joined ? s.points.sorted { $0.x < $1.x } : s.points
+            if s.joined, sorted.count > 1 {
+                out.append("<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" points=\"\(sorted.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " "))\"/>")
+            }
+            for (i, p) in s.points.enumerated() {
+                let fill = s.hollow.contains(i) ? "white" : s.color
+                out.append("<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"4\" fill=\"\(fill)\" stroke=\"\(s.color)\" stroke-width=\"1.5\"/>")
+            }
+            let ly = margin.top + 10 + Double(k) * 18, lx = margin.left + plotW + 15
+            out.append("<circle cx=\"\(f(lx))\" cy=\"\(f(ly))\" r=\"4\" fill=\"\(s.color)\"/>")
+            out.append("<text x=\"\(f(lx + 10))\" y=\"\(f(ly + 4))\">\(SVGPlot.escape(s.name))</text>")
+        }
+        if series.allSatisfy({ $0.points.isEmpty }) {
+            out.append("<text x=\"\(f(margin.left + plotW / 2))\" y=\"\(f(margin.top + plotH / 2))\" text-anchor=\"middle\" fill=\"#888\">no runs in the store for this figure</text>")
+        }
+        out.append("</svg>")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// The data range, widened by 5 % (or to a unit when it is a single value).
+    static func range(_ values: [Double]) -> (Double, Double) {
+        guard let lo = values.min(), let hi = values.max() else { return (0, 1) }
+        if hi - lo < 1e-12 { return (lo - 1, hi + 1) }
+        let pad = (hi - lo) * 0.05
+        return (lo - pad, hi + pad)
+    }
+
+    /// About five round tick values inside a range.
+    static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+        let raw = (hi - lo) / 5, magnitude = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        return stride(from: (lo / step).rounded(.up) * step, through: hi, by: step).map { $0 }
+    }
+
+    static func label(_ v: Double) -> String {
+        if abs(v) >= 1e4 || (abs(v) < 1e-2 && v != 0) { return String(format: "%.2g", v) }
+        return String(format: "%g", (v * 1000).rounded() / 1000)
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
+
+extension Report {
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+    func figure2Plot(_ table: Table) -> String {
+        var plot = SVGPlot(title: "Figure 2: TF vision-attention masking", xLabel: "masking ratio (layers − L) / layers", yLabel: "Score_fine Rel (%)")
+        let models = table.column("model").compactMap { $0 }
+        for (k, model) in Array(Set(models)).sorted().enumerated() {
+            let points = zip(zip(table.column("model"), table.column("masking_ratio")), table.column("score_fine_rel_pct")).compactMap { pair, y -> (x: Double, y: Double)? in
+                guard pair.0 == model, let x = pair.1.flatMap(Double.init), let y = y.flatMap(Double.init) else { return nil }
+                return (x: x, y: y)
+            }
+            plot.series.append(.init(name: "ours, \(model)", color: Report.palette[(k + 1) % Report.palette.count], points: points))
+        }
+        let paper = PaperTables.rows("figure2_masking_ratio_digitised").filter { $0["model"] == paperModel }.compactMap { row -> (x: Double, y: Double)? in
+            guard let x = Double(row["masking_ratio"] ?? ""), let y = Double(row["score_fine_rel_pct"] ?? "") else { return nil }
+            return (x: x, y: y)
+        }
+        plot.series.append(.init(name: "paper, \(paperModel)", color: "#888888", points: paper))
+        return plot.svg
+    }
+
+    func frontierPlot(_ table: Table) -> String {
+        var plot = SVGPlot(title: "FLOPs against Score_fine (hollow: dominated)", xLabel: "prefill FLOPs reduced vs baseline (%)", yLabel: "Score_fine (%)")
+        let models = Array(Set(table.column("model").compactMap { $0 })).sorted()
+        for (k, model) in models.enumerated() {
+            var points: [(x: Double, y: Double)] = [], hollow: Set<Int> = []
+            for i in table.rows.indices where table.rows[i][0] == model {
+                guard let x = table.column("flops_reduced_pct")[i].flatMap(Double.init), let y = table.column("score_fine")[i].flatMap(Double.init) else { continue }
+                if table.column("pareto_optimal")[i] == "no" { hollow.insert(points.count) }
+                points.append((x: x, y: y))
+            }
+            plot.series.append(.init(name: model, color: Report.palette[k % Report.palette.count], points: points, joined: false, hollow: hollow))
+        }
+        return plot.svg
+    }
+}

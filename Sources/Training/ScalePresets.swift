@@ -1,0 +1,25 @@
+import Decoder
+
+/// Named scales for multimodal runs: the decoder's shape, the vision geometry and the recipe
+/// together, tuned to a time budget on a 2-core CPU. `tiny` is for tests (seconds), `small` the
+/// default (a baseline in at most 15 minutes), `medium` for real studies (an hour or more).
+extension MultimodalRunConfig {
+    public static let scalePresets = ["tiny", "small", "medium"]
+
+    /// The preset's configuration of a run of `variant`; nil for an unknown name.
+    public static func preset(_ name: String, variant: String = "baseline", seed: UInt64 = 1) -> MultimodalRunConfig? {
+        var c: MultimodalRunConfig
+        switch name {
+        case "tiny":
+            c = MultimodalRunConfig(preset: "tiny", variant: variant, stage1Steps: 20, stage2Steps: 80, batchSize: 8, checkpointEvery: 50, seed: seed)
+            (c.grid, c.crops, c.stage1LearningRate, c.stage2LearningRate) = (4, 5, 3e-3, 3e-3)
+        case "small":
+            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 50, stage2Steps: 350, batchSize: 8, checkpointEvery: 50, seed: seed)
+        case "medium":
+            c = MultimodalRunConfig(preset: "medium", variant: variant, stage1Steps: 300, stage2Steps: 3000, batchSize: 16, checkpointEvery: 100, seed: seed)
+        default:
+            return nil
+        }
+        return c
+    }
+}
