@@ -44,8 +44,8 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "TestSupport"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "HDF5", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5", "TestSupport"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "HDF5", "Decoder", "LayerGraph", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -23,6 +23,12 @@ public struct RunRecord {
     /// Per optimisation step: step, loss, grad_norm, learning_rate.
     public var curves: [String: [Double]] = [:]
 
+    public init(id: String, config: String, model: String, variant: String, mode: String, seed: UInt64, baselineID: String? = nil,
+                accounting: AccountingRecord) {
+        self.id = id; self.config = config; self.model = model; self.variant = variant; self.mode = mode; self.seed = seed
+        self.baselineID = baselineID; self.accounting = accounting
+    }
+
     public var scoreFine: Double {
         let fine = benchmarks.filter(\.fineGrained)
         return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.headline } / Double(fine.count)

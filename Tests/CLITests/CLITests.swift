@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import XCTest
 
 /// The `squeeze` executable as a user runs it.
@@ -166,6 +167,71 @@ final class CLITests: XCTestCase {
         let untrained = try squeeze("eval", whole, "--variant", "skip-vattn-ffn@from:1", "--samples", "1")
         XCTAssertEqual(untrained.status, 2)
         XCTAssertTrue(untrained.err.contains("never trained"), untrained.err)
+    }
+
+    /// A sweep killed with SIGKILL mid-run and started again completes every run exactly once:
+    /// complete runs are not redone, the interrupted one resumes, no file is left corrupt or half
+    /// written. A run that fails does not stop the others, and the sweep ends with status 1.
+    func testKilledSweepResumesAndFailedRunsDoNotStopIt() throws {
+        let store = folder.appendingPathComponent("store").path, results = folder.appendingPathComponent("results").path
+        let manifest = folder.appendingPathComponent("sweep.yaml").path
+        try """
+            store: \(store)
+            results: \(results)
+            preset: tiny
+            vision: {grid: 4, crops: 2}
+            training: {stage1_steps: 2, steps: 30, batch_size: 2, checkpoint_every: 1}
+            evaluation: {benchmarks: [pope, ocr], samples: 2}
+            baselines: {base: {variant: baseline}}
+            sweep:
+              variant: [baseline, skip-vattn@from:2, 'proxyv(r=2)@from:1', mask-vv@from:2]
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let dry = try squeeze("sweep", manifest, "--dry-run")
+        XCTAssertEqual(dry.status, 0, dry.err)
+        let ids = dry.out.split(separator: "\n").dropFirst(2).map { String($0.prefix(16)) }
+        XCTAssertEqual(ids.count, 4)
+        XCTAssertEqual(try squeeze("sweep", folder.appendingPathComponent("missing.yaml").path).status, 2)
+
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["sweep", manifest, "--threads", "1"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Kill once the first run is complete and the second has checkpointed.
+        let first = "\(store)/\(ids[0]).h5", secondCheckpoint = "\(store)/work/\(ids[1])/checkpoint.safetensors"
+        let deadline = Date().addingTimeInterval(300)
+        while !(FileManager.default.fileExists(atPath: first) && FileManager.default.fileExists(atPath: secondCheckpoint)) && Date() < deadline { usleep(2_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        usleep(1_500_000)   // the orphaned worker notices within half a second and exits
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(store)/\(ids[3]).h5"), "killed before the end")
+        let firstStarted = try HDF5File(path: first, mode: .readOnly).attribute("started")
+
+        // The third run cannot create its work directory: it fails, the others complete.
+        let blocker = "\(store)/work/\(ids[2])"
+        try? FileManager.default.removeItem(atPath: blocker)
+        try "in the way".write(toFile: blocker, atomically: true, encoding: .utf8)
+        let failing = try squeeze("sweep", manifest, "--threads", "1")
+        XCTAssertEqual(failing.status, 1, failing.err)
+        XCTAssertTrue(failing.out.contains("3 of 4 runs complete, 1 failed"), failing.out)
+        XCTAssertTrue(failing.out.contains("\(ids[2])"), failing.out)
+
+        try FileManager.default.removeItem(atPath: blocker)
+        let rerun = try squeeze("sweep", manifest, "--threads", "1")
+        XCTAssertEqual(rerun.status, 0, rerun.out + rerun.err)
+        XCTAssertTrue(rerun.out.contains("4 runs: 3 complete"), rerun.out)
+        XCTAssertTrue(rerun.out.contains("table4_proxyv.csv"), rerun.out)
+        XCTAssertEqual(try HDF5File(path: first, mode: .readOnly).attribute("started"), firstStarted, "the complete run was not redone")
+        let files = try FileManager.default.contentsOfDirectory(atPath: store).filter { !["work", "logs"].contains($0) }
+        XCTAssertEqual(Set(files), Set(ids.map { "\($0).h5" }), "one file per run, no temporary files")
+        for id in ids {
+            let file = try HDF5File(path: "\(store)/\(id).h5", mode: .readOnly)
+            XCTAssertEqual(try file.attribute("status"), "complete")
+            XCTAssertEqual(try file.attribute("run_id"), id)
+        }
+        // The interrupted run resumed: its training log has every step once.
+        let log = try HDF5File(path: "\(store)/\(ids[1]).h5", mode: .readOnly).readDoubles("training/step").values
+        XCTAssertEqual(log, (0..<32).map(Double.init))
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.

@@ -1,1 +1,104 @@
+import Experiments
+import Foundation
 import XCTest
+
+final class ManifestTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("squeeze-manifest-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let path = folder.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The error a manifest gets, as `file:line:column: message`.
+    func error(_ text: String, file: String = "m.yaml") throws -> String {
+        let path = try write(file, text)
+        do {
+            _ = try Manifest(path: path)
+        } catch let e as ManifestError {
+            return "\((e.file as NSString).lastPathComponent):\(e.line):\(e.column): \(e.message)"
+        }
+        XCTFail("manifest was accepted:\n\(text)")
+        return ""
+    }
+
+    func testSweepExpandsTheGridOnceEachWithBaselinesAndBasesFirst() throws {
+        let m = try Manifest(path: write("m.yaml", """
+            preset: tiny
+            training: {steps: 7}
+            baselines:
+              base: {variant: baseline}
+            sweep:
+              variant: [baseline, skip-vattn, 'proxyv(r=2)']
+              schedule: ['from:1', 'from:2']
+              mode: [full, ft]
+              seed: [1, 2]
+            """))
+        // Per seed: baseline once (its schedules and modes collapse), 2 variants × 2 schedules × 2 modes.
+        XCTAssertEqual(m.runs.count, 2 * (1 + 2 * 2 * 2))
+        XCTAssertEqual(Set(m.runs.map(\.id)).count, m.runs.count)
+        XCTAssertTrue(m.runs.allSatisfy { $0.spec.steps == 7 && $0.spec.preset == "tiny" })
+        XCTAssertEqual(Set(m.runs.map(\.spec.variant)), ["baseline", "skip-vattn@from:1", "skip-vattn@from:2", "proxyv(r=2)@from:1", "proxyv(r=2)@from:2"])
+        // FT runs need their seed's trained baseline, which comes earlier in the list and is every run's reference.
+        for run in m.runs {
+            let baseline = m.runs.first { $0.spec.isBaseline && $0.spec.seed == run.spec.seed }!
+            XCTAssertEqual(run.baselineID, baseline.id)
+            if run.spec.mode == .ft {
+                XCTAssertEqual(run.requires, [baseline.id])
+                XCTAssertLessThan(m.runs.firstIndex { $0.id == baseline.id }!, m.runs.firstIndex { $0.id == run.id }!)
+            }
+        }
+        // Ids depend on the configuration only: the same manifest gives the same ids.
+        XCTAssertEqual(try Manifest(path: folder.appendingPathComponent("m.yaml").path).runs.map(\.id), m.runs.map(\.id))
+    }
+
+    func testExtendsOverridesTheBaseAndAnyFieldCanBeSwept() throws {
+        _ = try write("base.yaml", """
+            preset: tiny
+            seed: 3
+            training: {steps: 5, batch_size: 2}
+            evaluation: {benchmarks: [pope, count], samples: 4}
+            sweep:
+              variant: [baseline, mask-vv@from:2]
+            """)
+        let m = try Manifest(path: write("child.yaml", """
+            extends: base.yaml
+            training: {batch_size: 3}
+            sweep:
+              training.steps: [5, 9]
+            """))
+        XCTAssertEqual(m.runs.count, 4)
+        XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
+        XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
+        XCTAssertEqual(m.name, "child")
+    }
+
+    func testBadManifestsAreRejectedWithTheirPlace() throws {
+        XCTAssertEqual(try error("preset: tiny\ntrainig: {steps: 3}\n").prefix(13), "m.yaml:2:1: u")
+        XCTAssertTrue(try error("preset: tiny\ntrainig: {steps: 3}\n").contains("unknown key 'trainig'"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {stepz: 3}\n").hasPrefix("m.yaml:2:12: unknown key 'stepz' in training"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: many}\n").hasPrefix("m.yaml:2:19: expected an integer"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 0}\n").contains("≥ 1, got 0"))
+        // A layer past the last (tiny has 4) and r not dividing the grid (tiny's is 4).
+        XCTAssertTrue(try error("preset: tiny\nsweep:\n  variant: [baseline, 'skip-vattn@from:9']\n").hasPrefix("m.yaml:3:23: variant 'skip-vattn@from:9'"))
+        XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=3)@from:1'\n").hasPrefix("m.yaml:2:10: variant 'proxyv(r=3)@from:1'"))
+        XCTAssertTrue(try error("preset: tiny\nevaluation:\n  benchmarks: [pope, docvqa]\n").hasPrefix("m.yaml:3:22: unknown benchmark 'docvqa'"))
+        XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=2)@from:1'\nmode: tf\n").hasPrefix("m.yaml:3:7: mode tf"))
+        XCTAssertTrue(try error("preset: huge\n").hasPrefix("m.yaml:1:9: unknown preset 'huge'"))
+        XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=2'\n").hasPrefix("m.yaml:2:10: "))
+        XCTAssertTrue(try error("preset: tiny\nsweep:\n  seed: 3\n").hasPrefix("m.yaml:3:9: sweep.seed: expected a non-empty list"))
+        XCTAssertTrue(try error("preset: tiny\nsweep:\n  colour: [red]\n").hasPrefix("m.yaml:3:3: unknown setting 'colour'"))
+        XCTAssertTrue(try error("preset: tiny\nbaseline: other\nbaselines: {base: {variant: baseline}}\n").hasPrefix("m.yaml:2:11: baseline 'other'"))
+        XCTAssertTrue(try error("preset: tiny\nsweep: [\n").hasPrefix("m.yaml:3:1: not valid YAML"))
+        XCTAssertTrue(try error("extends: nowhere.yaml\n").hasPrefix("m.yaml:1:10: extends 'nowhere.yaml': no such manifest"))
+        // An error in the base is named in the base.
+        _ = try write("base.yaml", "preset: tiny\nvision: {crops: 7}\n")
+        XCTAssertEqual(try error("extends: base.yaml\nseed: 2\n"), "base.yaml:2:17: crops must be 1 (base view) to 5, got 7")
+    }
+}

@@ -1,0 +1,145 @@
+import Decoder
+import Experiments
+import Foundation
+import HDF5
+import LayerGraph
+import TestSupport
+import XCTest
+
+final class StoreTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("squeeze-store-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    /// A record as an executed run leaves it, with made-up scores.
+    func record(variant: String, scoreFine: Double, seed: UInt64 = 1, baseline: String? = nil) throws -> RunRecord {
+        var spec = RunSpec(preset: "tiny")!
+        (spec.variant, spec.seed) = (variant, seed)
+        let layout = TokenLayout(grid: spec.grid, crops: spec.crops, system: 10, question: 8)
+        var r = RunRecord(id: spec.id, config: spec.json, model: "tiny", variant: variant, mode: "full", seed: seed, baselineID: baseline,
+                          accounting: try AccountingRecord(config: LlamaConfig.presets["tiny"]!, spec: VariantSpec(variant), layout: layout))
+        var doc = BenchmarkRecord(name: "doc-vqa", fineGrained: true, headline: scoreFine, scores: ["anls": scoreFine])
+        (doc.perSampleMetric, doc.perSample, doc.predictions, doc.prefillSeconds) = ("anls", [scoreFine, scoreFine], ["12", "é ü"], [0.01, 0.02])
+        r.benchmarks = [doc, BenchmarkRecord(name: "pope", fineGrained: false, headline: 0.5, scores: ["f1": 0.5, "accuracy": 0.6])]
+        r.timing = ["prefill_seconds_mean": 0.01]
+        r.curves = ["step": [0, 1], "loss": [3.5, 2.5]]
+        return r
+    }
+
+    func testRunsRoundTripAndOnlyCompleteMatchingFilesCount() throws {
+        let store = RunStore(directory: folder.path)
+        let r = try record(variant: "skip-vattn@from:2", scoreFine: 0.4)
+        try store.write(r)
+        let back = try XCTUnwrap(store.completed(id: r.id, config: r.config))
+        XCTAssertEqual(back.scoreFine, 0.4, accuracy: 1e-12)
+        XCTAssertEqual(back.benchmarks["pope"]?.scores["accuracy"], 0.6)
+        XCTAssertEqual(back.flops, r.accounting.flops)
+        XCTAssertGreaterThan(back.flopsReducedPercent, 0)
+        XCTAssertEqual(back.spec?.variant, "skip-vattn@from:2")
+        XCTAssertNil(store.completed(id: r.id, config: r.config + " "), "another configuration under the same id")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["\(r.id).h5"], "no temporary file left")
+
+        // A file cut short, a file without the final status and a non-HDF5 file are not complete runs.
+        let data = try Data(contentsOf: URL(fileURLWithPath: store.path(of: r.id)))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: store.path(of: r.id)))
+        XCTAssertNil(store.completed(id: r.id, config: r.config))
+        let unfinished = try HDF5File(path: store.path(of: "0000000000000000"), mode: .create)
+        try unfinished.setAttribute("schema_version", "1")
+        XCTAssertNil(store.completed(id: "0000000000000000", config: ""))
+        XCTAssertEqual(store.runs().count, 0)
+    }
+
+    /// Another tool (h5py) reads the documented layout.
+    func testH5pyReadsTheLayout() throws {
+        let store = RunStore(directory: folder.path)
+        let r = try record(variant: "proxyv(r=2)@from:1", scoreFine: 0.25)
+        try store.write(r)
+        let out = try runPython("""
+            import sys, json, h5py
+            f = h5py.File(sys.argv[1], "r")
+            a = lambda k: f.attrs[k].decode()
+            assert a("status") == "complete" and a("schema_version") == "1" and a("run_id") == sys.argv[2]
+            assert json.loads(a("config"))["variant"] == "proxyv(r=2)@from:1"
+            for k in ["variant", "seed", "squeeze_version", "git_revision", "started", "finished", "flops_convention"]: assert a(k)
+            s = f["scores/doc-vqa"]
+            assert abs(s.attrs["anls"] - 0.25) < 1e-12 and s.attrs["fine_grained"] == 1
+            assert list(s["per_sample"][:]) == [0.25, 0.25]
+            assert [p.decode() for p in s["predictions"][:]] == ["12", "é ü"]
+            m = f["accounting/per_layer_macs"]
+            ops = f["accounting"].attrs["operations"].decode().split(",")
+            assert m.shape == (4, len(ops)) and "q_proj" in ops
+            assert abs(2 * m[:].sum() - f["accounting"].attrs["flops"]) < 1
+            assert list(f["training/loss"][:]) == [3.5, 2.5]
+            print("ok", f["scores"].attrs["score_fine"])
+            """, arguments: [store.path(of: r.id), r.id])
+        XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines), "ok 0.25")
+    }
+
+    func testReportMarksTheParetoFrontAndPutsThePaperBesideOurs() throws {
+        let store = RunStore(directory: folder.path)
+        let base = try record(variant: "baseline", scoreFine: 0.5)
+        try store.write(base)
+        for (variant, score) in [("proxyv(r=2)@from:2", 0.55), ("skip-vattn-ffn@from:2", 0.3), ("mask-vv@from:2", 0.45)] {
+            try store.write(try record(variant: variant, scoreFine: score, baseline: base.id))
+        }
+        let out = folder.appendingPathComponent("results").path
+        let written = try Report(store: store).write(to: out)
+        XCTAssertEqual(written.filter { $0.hasSuffix(".svg") }.count, 2)
+        func table(_ name: String) throws -> [[String: String]] {
+            let lines = try String(contentsOfFile: (out as NSString).appendingPathComponent(name), encoding: .utf8).split(separator: "\n")
+            let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init))) }
+        }
+        let frontier = try table("flops_vs_score_fine.csv")
+        XCTAssertEqual(frontier.count, 4)
+        // A run is optimal exactly when no other has fewer or equal FLOPs and a higher or equal score.
+        for row in frontier {
+            let f = Double(row["flops"]!)!, s = Double(row["score_fine"]!)!
+            let dominated = frontier.contains { o in
+                let (of, os) = (Double(o["flops"]!)!, Double(o["score_fine"]!)!)
+                return of <= f && os >= s && (of < f || os > s)
+            }
+            XCTAssertEqual(row["pareto_optimal"], dominated ? "no" : "yes", "\(row["variant"]!)")
+        }
+        XCTAssertEqual(frontier.first { $0["variant"] == "baseline" }?["pareto_optimal"], "no")
+        // Table 4: ProxyV from layer 2 of tiny's 4 sits where the paper's layer 16 of 32 does.
+        let t4 = try table("table4_proxyv.csv")
+        let proxy = try XCTUnwrap(t4.first { $0["setting"] == "proxyv" })
+        XCTAssertEqual(proxy["score_fine_rel_pct"], "110.0")
+        XCTAssertEqual(proxy["paper_start_layer"], "16")
+        XCTAssertEqual(proxy["paper_score_fine_rel_pct"], "102.4")
+        // Figure 2: mask-vv appears only for TF runs; this one is a full run.
+        XCTAssertEqual(try table("figure2_masking_ratio.csv").count, 0)
+        XCTAssertEqual(try table("table2_attention_ffn_skip.csv").first?["paper_flops_reduced_pct"], "40")
+    }
+
+    func testLmmsEvalResultsImportWithTheSuiteNamesAndPaperScaleFLOPs() throws {
+        let path = folder.appendingPathComponent("run_results.json").path
+        try """
+            {"results": {"docvqa_val": {"alias": "docvqa_val", "anls,none": 0.70, "anls_stderr,none": "N/A"},
+             "chartqa": {"relaxed_overall,none": 0.55, "relaxed_human_split,none": 0.41},
+             "infovqa_val": {"anls,none": 0.30}, "textvqa_val": {"exact_match,none": 0.60}, "ocrbench": {"ocrbench_accuracy,none": 0.50},
+             "mme": {"mme_cognition_score,none": 311.2}}, "config": {"model": "llava"}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let imported = try LmmsEvalImport(path: path, model: "vicuna-7b", variant: "proxyv(r=4)@from:12", mode: "full")
+        XCTAssertEqual(imported.record.scoreFine, (0.70 + 0.55 + 0.30 + 0.60 + 0.50) / 5, accuracy: 1e-12)
+        XCTAssertEqual(Set(imported.record.benchmarks.map(\.name)), ["doc-vqa", "chart-qa", "info-vqa", "text-vqa", "ocr", "mme"])
+        XCTAssertEqual(imported.record.accounting.reducedPercent, 45.5, accuracy: 0.05)   // the paper's 46 % (Table 4)
+        let store = RunStore(directory: folder.appendingPathComponent("store").path)
+        try store.write(imported.record)
+        XCTAssertEqual(store.runs().first?.model, "vicuna-7b")
+
+        try "{\"results\": {}}".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LmmsEvalImport(path: path, model: "vicuna-7b", variant: "baseline", mode: "full")) {
+            XCTAssertTrue("\($0)".contains("no \"results\""))
+        }
+        try "{\"results\": {\"chartqa\": {\"relaxed_human_split,none\": 0.4}}}".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LmmsEvalImport(path: path, model: "vicuna-7b", variant: "baseline", mode: "full")) {
+            XCTAssertTrue("\($0)".contains("lacks relaxed_overall"))
+        }
+        XCTAssertThrowsError(try LmmsEvalImport(path: path, model: "tiny", variant: "baseline", mode: "full"))
+    }
+}
