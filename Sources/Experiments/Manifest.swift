@@ -44,11 +44,14 @@ public struct PlannedRun: Sendable {
 ///       variant: [baseline, skip-vattn, 'proxyv(r=2)']
 ///       schedule: ['from:1', 'from:2']
 ///       seed: [1, 2]
+///       runs: [{}, {mode: ft}]      # an axis whose values set several settings at once
 public struct Manifest {
     public let path: String
     public let name: String
     /// Where run files go, and where reports are written.
     public let store: String, results: String
+    /// Runs at a time unless the command line says otherwise.
+    public let jobs: Int
     /// Every run, each once, those another run requires first.
     public let runs: [PlannedRun]
 
@@ -58,15 +61,16 @@ public struct Manifest {
         name = try file.name.map { try $0.string(expected: "a name") } ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         store = try file.store.map { try $0.string(expected: "a directory") } ?? "Results/store"
         results = try file.results.map { try $0.string(expected: "a directory") } ?? "Results"
+        jobs = try file.jobs.map { try $0.integer(atLeast: 1) } ?? 1
         runs = try Manifest.expand(file)
     }
 
     /// The grid of the sweep over the settings, each combination resolved, checked and given its
     /// baseline; then the baselines and bases runs need, each run once.
     static func expand(_ file: ManifestFile) throws -> [PlannedRun] {
-        var combinations: [[(String, Located)]] = [[]]
+        var combinations: [[String: Located]] = [[:]]
         for axis in file.sweep {
-            combinations = combinations.flatMap { c in axis.values.map { c + [(axis.key, $0)] } }
+            combinations = combinations.flatMap { c in axis.values.map { c.merging($0, uniquingKeysWith: { $1 }) } }
         }
         var runs: [String: PlannedRun] = [:], order: [String] = []
         func add(_ run: PlannedRun, first: Bool = false) {
@@ -182,12 +186,13 @@ struct Draft {
 /// after the file it extends.
 struct ManifestFile {
     var settings: [String: Located] = [:]
-    var sweep: [(key: String, values: [Located])] = []
+    /// Axes of the grid; each value sets one setting, or several (`runs:` lists mappings).
+    var sweep: [(key: String, values: [[String: Located]])] = []
     var baselines: [(name: String, settings: [String: Located])] = []
-    var name: Located?, store: Located?, results: Located?
+    var name: Located?, store: Located?, results: Located?, jobs: Located?
 
     static let sections = ["training", "vision", "evaluation"]
-    static let topLevel = ["extends", "name", "store", "results", "sweep", "baselines", "preset", "variant", "schedule", "mode", "seed", "baseline"] + sections
+    static let topLevel = ["extends", "name", "store", "results", "jobs", "sweep", "baselines", "preset", "variant", "schedule", "mode", "seed", "baseline"] + sections
 
     init(path: String, seen: Set<String>) throws {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
@@ -219,6 +224,7 @@ struct ManifestFile {
             case "name": name = at
             case "store": store = at
             case "results": results = at
+            case "jobs": jobs = at
             case "sweep": try readSweep(at)
             case "baselines": try readBaselines(at)
             default:
@@ -280,11 +286,17 @@ struct ManifestFile {
                 throw Located(node: v, file: value.file).error("sweep.\(key): expected a non-empty list of values")
             }
             let located = values.map { Located(node: $0, file: value.file) }
-            do { for l in located { try ManifestFile.checkValue(key, l) } } catch let e as ManifestError where e.message.hasPrefix("unknown setting") {
-                throw Located(node: k, file: value.file).error(e.message)
+            let settings: [[String: Located]]
+            if key == "runs" {
+                settings = try located.map { try ManifestFile.flattenChecked($0, context: "sweep.runs") }
+            } else {
+                do { for l in located { try ManifestFile.checkValue(key, l) } } catch let e as ManifestError where e.message.hasPrefix("unknown setting") {
+                    throw Located(node: k, file: value.file).error(e.message)
+                }
+                settings = located.map { [key: $0] }
             }
             sweep.removeAll { $0.key == key }
-            sweep.append((key, located))
+            sweep.append((key, settings))
         }
     }
 

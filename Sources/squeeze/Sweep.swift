@@ -12,8 +12,8 @@ struct SweepCommand: ParsableCommand {
     var manifest: String
     @Flag(help: "List the expanded runs with their ids and whether each is complete; run nothing.")
     var dryRun = false
-    @Option(help: "Runs at a time, each in its own process with cores/jobs OpenBLAS threads.")
-    var jobs = 1
+    @Option(help: "Runs at a time, each in its own process with cores/jobs OpenBLAS threads (default: the manifest's jobs, or 1).")
+    var jobs: Int?
     @Flag(help: "Do not write the reports at the end.")
     var noReport = false
     @Option(help: .hidden) var only: String?
@@ -33,6 +33,7 @@ struct SweepCommand: ParsableCommand {
             }
             return
         }
+        let jobs = self.jobs ?? manifest.jobs
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         let outcomes = try sweep.run(jobs: jobs, threadsPerJob: max(1, compute.threads / jobs)) { print($0); fflush(stdout) }
         let failed = outcomes.filter { !$0.1.succeeded }

@@ -77,6 +77,19 @@ final class ManifestTests: XCTestCase {
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
         XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
         XCTAssertEqual(m.name, "child")
+
+        // An axis of whole settings: TF masking at two depths beside a fully trained ProxyV.
+        let runs = try Manifest(path: write("runs.yaml", """
+            preset: tiny
+            sweep:
+              runs:
+                - {variant: 'mask-vv@from:1', mode: tf}
+                - {variant: 'mask-vv@from:3', mode: tf}
+                - {variant: 'proxyv(r=2)@from:2', training: {steps: 3}}
+            """)).runs
+        XCTAssertEqual(runs.map(\.spec.label), ["baseline", "mask-vv@from:1 [TF]", "mask-vv@from:3 [TF]", "proxyv(r=2)@from:2"])
+        XCTAssertEqual(runs.last?.spec.steps, 3)
+        XCTAssertTrue(try error("preset: tiny\nsweep:\n  runs: [{variant: baseline, colour: red}]\n").hasPrefix("m.yaml:3:30: unknown setting 'colour' in sweep.runs"))
     }
 
     func testBadManifestsAreRejectedWithTheirPlace() throws {
