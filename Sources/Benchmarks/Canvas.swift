@@ -20,10 +20,35 @@ public struct Canvas: Equatable, Sendable {
     public let width, height: Int
     /// Row-major RGB, three floats a pixel.
     public private(set) var pixels: [Float]
+    /// What drew each pixel (0: nothing recognisable): a character, a coloured shape, a colour.
+    /// The vision-encoder stand-in "recognises" these, as a pretrained encoder recognises glyphs
+    /// and objects; see `Canvas.label`.
+    public private(set) var labels: [UInt32]
 
     public init(width: Int, height: Int, background: RGB = .white) {
         self.width = width; self.height = height
         pixels = (0..<width * height).flatMap { _ in [background.r, background.g, background.b] }
+        labels = [UInt32](repeating: 0, count: width * height)
+    }
+
+    /// Labels: a character, a shape of a colour, or a colour alone (grays, black and white
+    /// carry none: they are background, clutter and axes).
+    /// A character's label is its glyph's: lower case is drawn (and recognised) as capitals.
+    public static func label(character c: Character) -> UInt32 {
+        0x1000_0000 | (UInt32(Character(c.uppercased()).unicodeScalars.first!.value) & 0xFF_FFFF)
+    }
+    public static func label(shape: String, color: RGB) -> UInt32 { 0x2000_0000 | UInt32(truncatingIfNeeded: stableHash("\(shape)|\(color)") & 0xFF_FFFF) }
+    public static func label(color: RGB) -> UInt32 {
+        color.r == color.g && color.g == color.b ? 0 : 0x3000_0000 | UInt32(truncatingIfNeeded: stableHash("\(color)") & 0xFF_FFFF)
+    }
+
+    public func label(x: Int, y: Int) -> UInt32 { labels[y * width + x] }
+
+    /// Sets a pixel's colour and what drew it, clipped to the canvas.
+    private mutating func paint(_ x: Int, _ y: Int, _ color: RGB, _ label: UInt32) {
+        guard (0..<width).contains(x), (0..<height).contains(y) else { return }
+        self[x, y] = color
+        labels[y * width + x] = label
     }
 
     public subscript(x: Int, y: Int) -> RGB {
@@ -35,30 +60,33 @@ public struct Canvas: Equatable, Sendable {
         }
     }
 
-    /// Fills a rectangle, clipped to the canvas.
-    public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB) {
+    /// Fills a rectangle, clipped to the canvas; `label` defaults to the colour's.
+    public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB, label: UInt32? = nil) {
         let x0 = max(0, x), x1 = min(width, x + w), y0 = max(0, y), y1 = min(height, y + h)
         guard x0 < x1, y0 < y1 else { return }
-        for yy in y0..<y1 { for xx in x0..<x1 { self[xx, yy] = color } }
+        let l = label ?? Canvas.label(color: color)
+        for yy in y0..<y1 { for xx in x0..<x1 { paint(xx, yy, color, l) } }
     }
 
-    public mutating func disc(centerX cx: Int, centerY cy: Int, radius r: Int, _ color: RGB) {
+    public mutating func disc(centerX cx: Int, centerY cy: Int, radius r: Int, _ color: RGB, label: UInt32? = nil) {
+        let l = label ?? Canvas.label(color: color)
         for yy in (cy - r)...(cy + r) { for xx in (cx - r)...(cx + r) where (xx - cx) * (xx - cx) + (yy - cy) * (yy - cy) <= r * r {
-            self[xx, yy] = color
+            paint(xx, yy, color, l)
         } }
     }
 
     /// An upward triangle inside the square (x, y, size).
-    public mutating func triangle(x: Int, y: Int, size s: Int, _ color: RGB) {
+    public mutating func triangle(x: Int, y: Int, size s: Int, _ color: RGB, label: UInt32? = nil) {
+        let l = label ?? Canvas.label(color: color)
         for row in 0..<s {
             let half = row * s / (2 * max(s - 1, 1))
-            for xx in (x + s / 2 - half)...(x + s / 2 + half) { self[xx, y + row] = color }
+            for xx in (x + s / 2 - half)...(x + s / 2 + half) { paint(xx, y + row, color, l) }
         }
     }
 
     public mutating func line(x0: Int, y0: Int, x1: Int, y1: Int, _ color: RGB) {
         let steps = max(abs(x1 - x0), abs(y1 - y0), 1)
-        for i in 0...steps { self[x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps] = color }
+        for i in 0...steps { paint(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps, color, Canvas.label(color: color)) }
     }
 
     /// Draws text with the 5×7 font, each font pixel a `scale`×`scale` block, one blank column
@@ -68,7 +96,7 @@ public struct Canvas: Equatable, Sendable {
         var cursor = x
         for c in s {
             for gy in 0..<BitmapFont.height { for gx in 0..<BitmapFont.width where BitmapFont.ink(c, x: gx, y: gy) {
-                fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color)
+                fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color, label: Canvas.label(character: c))
             } }
             cursor += (BitmapFont.width + 1) * scale
         }
@@ -85,14 +113,21 @@ public struct Canvas: Equatable, Sendable {
             var sum = (Float(0), Float(0), Float(0))
             for yy in y0..<y1 { for xx in x0..<x1 { let p = self[xx, yy]; sum.0 += p.r; sum.1 += p.g; sum.2 += p.b } }
             let n = Float((x1 - x0) * (y1 - y0))
-            out[x, y] = RGB(sum.0 / n, sum.1 / n, sum.2 / n)
+            // The label drawn on most of the block (ties: the first in raster order).
+            var counts: [UInt32: Int] = [:], label: UInt32 = 0
+            for yy in y0..<y1 { for xx in x0..<x1 where labels[yy * width + xx] != 0 {
+                let l = labels[yy * width + xx]
+                counts[l, default: 0] += 1
+                if counts[l]! > counts[label, default: 0] { label = l }
+            } }
+            out.paint(x, y, RGB(sum.0 / n, sum.1 / n, sum.2 / n), label)
         } }
         return out
     }
 
     public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> Canvas {
         var out = Canvas(width: w, height: h)
-        for yy in 0..<h { for xx in 0..<w { out[xx, yy] = self[x + xx, y + yy] } }
+        for yy in 0..<h { for xx in 0..<w { out.paint(xx, yy, self[x + xx, y + yy], labels[(y + yy) * width + x + xx]) } }
         return out
     }
 

@@ -120,10 +120,11 @@ private func clutter(_ c: inout Canvas, _ rng: inout SeededGenerator, amount: In
 }
 
 private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size: Int, _ color: RGB) {
+    let label = Canvas.label(shape: shape, color: color)
     switch shape {
-    case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color)
-    case "square": c.fill(x: x, y: y, width: size, height: size, color)
-    default: c.triangle(x: x, y: y, size: size, color)
+    case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color, label: label)
+    case "square": c.fill(x: x, y: y, width: size, height: size, color, label: label)
+    default: c.triangle(x: x, y: y, size: size, color, label: label)
     }
 }
 

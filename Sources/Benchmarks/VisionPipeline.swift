@@ -29,23 +29,35 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
     }
 }
 
-/// A frozen, seeded stand-in for the vision encoder: each patch's pixels go through a fixed
-/// random projection and tanh, then every feature is mixed with the mean of its grid neighbours,
-/// so features are contextual as a ViT's are. The saliency of a patch (VisionZip ranks by it, as
-/// by the encoder's CLS attention) is the spread of its pixels: edges and text stand out.
+/// A frozen, seeded stand-in for a pretrained vision encoder: each patch's pixels go through a
+/// fixed random projection and tanh; what the patch shows is "recognised" as a pretrained encoder
+/// recognises glyphs and objects — each label drawn in it (a character, a coloured shape, a
+/// colour; `Canvas.labels`) adds a fixed random embedding, weighted by its share of the patch's
+/// labelled pixels; then every feature is mixed with the mean of its grid neighbours, so features
+/// are contextual as a ViT's are. Reading still means assembling characters split over patches
+/// in order. The saliency of a patch (VisionZip ranks by it, as by the encoder's CLS attention)
+/// is the spread of its pixels: edges and text stand out.
 public struct VisionEncoder: Sendable {
     public let geometry: VisionGeometry
     public let features: Int
     private let projection: [Float]   // [features, patch·patch·3]
     private let bias: [Float]
+    private let seed: UInt64
 
     public init(geometry: VisionGeometry, features: Int, seed: UInt64) {
         self.geometry = geometry
         self.features = features
+        self.seed = seed
         var rng = SeededGenerator(seed: seed)
         let inputs = geometry.patch * geometry.patch * 3
         projection = (0..<features * inputs).map { _ in rng.nextNormal() * (3 / Float(inputs)).squareRoot() }
         bias = (0..<features).map { _ in rng.nextNormal() * 0.1 }
+    }
+
+    /// The fixed embedding the encoder "recognises" a label by.
+    func embedding(of label: UInt32) -> [Float] {
+        var rng = SeededGenerator(seed: seed ^ (UInt64(label) &* 0x9E37_79B9_7F4A_7C15))
+        return (0..<features).map { _ in 0.7 * rng.nextNormal() }
     }
 
     /// Features [views · G², features] (view by view, patches in raster order) and the saliency of each.
@@ -72,6 +84,15 @@ public struct VisionEncoder: Sendable {
                            rows: pixels.shape[0], inFeatures: inputs, outFeatures: features)
         }
         for t in 0..<local.shape[0] { for j in 0..<features { local[t * features + j] = tanhf(local[t * features + j] + bias[j]) } }
+        for (v, view) in views.enumerated() { for py in 0..<g { for px in 0..<g {
+            var counts: [UInt32: Int] = [:]
+            for y in 0..<p { for x in 0..<p where view.label(x: px * p + x, y: py * p + y) != 0 { counts[view.label(x: px * p + x, y: py * p + y), default: 0] += 1 } }
+            let total = Float(counts.values.reduce(0, +)), token = v * g * g + py * g + px
+            for (label, n) in counts {
+                let e = embedding(of: label), share = Float(n) / total
+                for j in 0..<features { local[token * features + j] += share * e[j] }
+            }
+        } } }
         // Context: add half the mean of the up/down/left/right neighbours within the view.
         let out = local.copy()
         for v in 0..<views.count { for py in 0..<g { for px in 0..<g {

@@ -35,6 +35,28 @@ final class VisionPipelineTests: XCTestCase {
         XCTAssertEqual(saliency.indices.max { saliency[$0] < saliency[$1] }, view1)
     }
 
+    /// The encoder recognises what was drawn: the same ink as a different character, or a shape
+    /// in another colour of the same luminance, gives a different feature; labels follow the
+    /// pixels through crops and the base view's resize.
+    func testEncoderRecognisesGlyphsAndShapes() {
+        let encoder = VisionEncoder(geometry: geometry, features: 8, seed: 1)
+        var a = Canvas(width: 24, height: 24), o = Canvas(width: 24, height: 24)
+        a.text("a", x: 0, y: 0)
+        o.text("A", x: 0, y: 0)
+        XCTAssertEqual(a, o, "lower case is drawn and recognised as capitals")
+        XCTAssertEqual(a.label(x: 2, y: 0), Canvas.label(character: "A"))
+        XCTAssertEqual(a.label(x: 0, y: 0), 0, "blank pixels carry no label")
+        var b = Canvas(width: 24, height: 24)
+        b.text("B", x: 0, y: 0)
+        XCTAssertNotEqual(encoder.encode(a).features.array, encoder.encode(b).features.array)
+        let views = geometry.views(of: a)
+        XCTAssertEqual(views[1].label(x: 2, y: 0), Canvas.label(character: "A"), "the first quadrant is a crop")
+        var square = Canvas(width: 24, height: 24)
+        square.fill(x: 0, y: 0, width: 24, height: 24, .black, label: Canvas.label(shape: "square", color: .black))
+        XCTAssertEqual(geometry.views(of: square)[0].label(x: 3, y: 3), Canvas.label(shape: "square", color: .black), "the base view keeps the label")
+        XCTAssertEqual(Canvas.label(color: RGB(0.5, 0.5, 0.5)), 0, "grays are background")
+    }
+
     func testTokenizerSpellsWhatTheFontDraws() {
         let t = Tokenizer()
         let text = "Total: 42% (B) 3.5 kg?"
