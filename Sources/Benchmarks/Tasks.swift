@@ -85,7 +85,11 @@ public struct BenchmarkTask: Sendable {
 
     public static let all: [BenchmarkTask] = [docVQA, chartQA, infoVQA, textVQA, ocr, pope, count, attribute, grounding, docParse]
 
-    public static func named(_ name: String) -> BenchmarkTask? { all.first { $0.name == name } }
+    /// Tasks outside the suite (not in `all`, not in Score_fine): `colour` is built to be easy, a
+    /// check that a model learns to look at all.
+    public static let probes: [BenchmarkTask] = [colour]
+
+    public static func named(_ name: String) -> BenchmarkTask? { (all + probes).first { $0.name == name } }
 }
 
 /// FNV-1a: a hash that is the same on every run and machine (Swift's Hasher is seeded per process).
@@ -201,6 +205,15 @@ extension BenchmarkTask {
         let text = rng.nextInt(below: 2) == 0 ? rng.pick(words) : String(rng.int(100...99999))
         c.text(text, x: rng.int(0...max(0, side - Canvas.textWidth(text))), y: rng.int(0...(side - 8)), rng.pick([RGB.black, RGB.named[2].color]))
         return Sample(image: c, question: "What text is in the image?", references: [text])
+    }
+
+    /// The colour of a rectangle covering at least a quarter of the image: one of six answers.
+    static let colour = BenchmarkTask(name: "colour", metric: .exactMatch, fineGrained: false) { rng, side in
+        var c = Canvas(width: side, height: side)
+        let (w, h) = (rng.int((side / 2)...side), rng.int((side / 2)...side))
+        let color = rng.pick(Array(RGB.named.prefix(6)))
+        c.fill(x: rng.int(0...(side - w)), y: rng.int(0...(side - h)), width: w, height: h, color.color)
+        return Sample(image: c, question: "What colour is the rectangle?", references: [color.name])
     }
 
     static let pope = BenchmarkTask(name: "pope", metric: .pope, fineGrained: false) { rng, side in

@@ -88,7 +88,7 @@ public struct VisionEncoder: Sendable {
             var counts: [UInt32: Int] = [:]
             for y in 0..<p { for x in 0..<p where view.label(x: px * p + x, y: py * p + y) != 0 { counts[view.label(x: px * p + x, y: py * p + y), default: 0] += 1 } }
             let total = Float(counts.values.reduce(0, +)), token = v * g * g + py * g + px
-            for (label, n) in counts {
+            for (label, n) in counts.sorted(by: { $0.key < $1.key }) {   // a fixed order: sums are bit-reproducible
                 let e = embedding(of: label), share = Float(n) / total
                 for j in 0..<features { local[token * features + j] += share * e[j] }
             }

@@ -63,4 +63,26 @@ final class MultimodalTests: XCTestCase {
         XCTAssertEqual(evaluation.headline, Double(zip(evaluation.predictions, evaluation.references).filter { Metrics.exactMatch(prediction: $0, references: $1) == 1 }.count) / 3)
         XCTAssertEqual(Evaluation.scoreFine([evaluation]), 0, "attribute is not a fine-grained task")
     }
+
+    /// End to end on the `tiny` scale: a few hundred steps on the task built to be easy (the
+    /// colour of a large rectangle, six answers) lower the loss and answer far above chance (1/6).
+    func testTinyLearnsTheEasyTaskAboveChance() throws {
+        var run = MultimodalRunConfig.preset("tiny", seed: 5)!
+        (run.crops, run.stage2Steps) = (1, 200)
+        var decoder = LlamaConfig.presets[run.preset]!
+        decoder.vocab = Tokenizer().vocabularySize
+        let graph = try LayerGraph(spec: .baseline, layers: decoder.layers, hidden: decoder.hidden, grid: run.grid)
+        let m = MultimodalModel(encoder: VisionEncoder(geometry: run.geometry, features: run.features, seed: run.seed),
+                                language: GraphModel(decoder: LlamaModel(config: decoder, seed: run.seed + 1), graph: graph, seed: run.seed + 2),
+                                seed: run.seed + 3)
+        let task = BenchmarkTask.named("colour")!
+        let trainer = MultimodalTrainer(model: m, recipe: TrainingRecipe(steps: run.stage2Steps, learningRate: run.stage2LearningRate, warmupSteps: 10))
+        let losses = (0..<run.stage2Steps).map { step in
+            trainer.train(on: (0..<run.batchSize).map { task.sample(step * run.batchSize + $0, split: .train, side: run.geometry.imageSide) }).loss
+        }
+        let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
+        XCTAssertLessThan(last, 0.5 * first, "loss \(first) -> \(last)")
+        let evaluation = Evaluation(model: m, task: task, split: .val, count: 30, maxTokens: 8)
+        XCTAssertGreaterThan(evaluation.headline, 0.5, "accuracy \(evaluation.headline) against chance 1/6: \(evaluation.predictions)")
+    }
 }
