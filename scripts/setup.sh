@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Squeeze needs on Debian 12 when it is missing, then builds.
 #   scripts/setup.sh          system libraries, release build of the `squeeze` tool
-#   scripts/setup.sh --test   also numpy, safetensors and h5py (interoperability tests), debug build with tests
+#   scripts/setup.sh --test   also numpy, safetensors and h5py (interoperability tests), optimised build with tests
 # Needs a Swift 6 toolchain on PATH (or in /opt/swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ fi
 
 if [ "${1:-}" = "--test" ]; then
     python3 -c "import numpy, safetensors, h5py" 2>/dev/null || python3 -m pip install -q numpy safetensors h5py
-    swift build --build-tests
+    swift build -c release --build-tests -Xswiftc -enable-testing
 else
     swift build -c release
 fi
