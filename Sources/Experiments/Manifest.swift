@@ -359,10 +359,11 @@ extension Located {
         return value
     }
 
-    /// `all`, one name, or a list of names of the suite's benchmarks.
+    /// `all` (the suite), one name, or a list of names (`all` in it stands for the suite; probes
+    /// such as `colour` can be added).
     func benchmarks() throws -> [String] {
-        let known = BenchmarkTask.all.map(\.name)
-        if node.string == "all" { return known }
+        let suite = BenchmarkTask.all.map(\.name), known = suite + BenchmarkTask.probes.map(\.name)
+        if node.string == "all" { return suite }
         let items: [Located]
         switch node {
         case .scalar: items = [self]
@@ -370,12 +371,14 @@ extension Located {
         default: throw error("expected 'all' or a list of benchmarks")
         }
         guard !items.isEmpty else { throw error("expected at least one benchmark") }
-        return try items.map { item in
+        let names = try items.flatMap { item -> [String] in
+            if item.node.string == "all" { return suite }
             guard let name = item.node.string, known.contains(name) else {
                 throw item.error("unknown benchmark '\(item.node.string ?? "?")'; expected 'all' or some of \(known.joined(separator: ", "))")
             }
-            return name
+            return [name]
         }
+        return names.enumerated().filter { i, n in !names.prefix(i).contains(n) }.map(\.element)
     }
 }
 

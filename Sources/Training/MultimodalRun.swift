@@ -34,9 +34,10 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
                               adam: .init(weightDecay: 0))
     }
 
-    /// Stage 1 reads text from images (transcription); stage 2 is the whole task mix.
+    /// Stage 1 reads text from images (transcription); stage 2 is the whole task mix, the easy
+    /// probes included.
     func batch(step: Int) -> [Sample] {
-        let tasks = step < stage1Steps ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all
+        let tasks = step < stage1Steps ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all + BenchmarkTask.probes
         return (step * batchSize..<(step + 1) * batchSize).map { i in
             tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
         }

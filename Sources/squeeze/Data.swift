@@ -74,7 +74,7 @@ func frequencies(_ answers: [String]) -> [(answer: String, count: Int)] {
 
 func benchmarkTask(_ name: String) throws -> BenchmarkTask {
     guard let task = BenchmarkTask.named(name) else {
-        throw ValidationError("unknown task '\(name)'; expected one of \(BenchmarkTask.all.map(\.name).joined(separator: ", "))")
+        throw ValidationError("unknown task '\(name)'; expected one of \((BenchmarkTask.all + BenchmarkTask.probes).map(\.name).joined(separator: ", "))")
     }
     return task
 }
