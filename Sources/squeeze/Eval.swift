@@ -10,7 +10,7 @@ struct Eval: ParsableCommand {
 
     @Argument(help: "A run directory written by 'squeeze train' (multimodal).")
     var directory: String
-    @Option(help: "Benchmarks: 'all' or a comma-separated list of \(BenchmarkTask.all.map(\.name).joined(separator: ", ")).")
+    @Option(help: "Benchmarks: 'all' (the suite) or a comma-separated list of \(BenchmarkTask.all.map(\.name).joined(separator: ", ")), 'all' and the probe 'colour'.")
     var benchmarks = "all"
     @Option(help: "Samples per benchmark.")
     var samples = 50
@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
         let model = try variant.map { v in try reportingBadInput { try trained.model.trainingFree(VariantSpec(v)) } } ?? trained.model
         let variantName = variant.map { "\($0) (training-free on a \(trained.config.variant) run)" } ?? trained.config.variant
         let reference = try baseline.map { b in try reportingBadInput { try MultimodalRun.load(directory: b) } }
-        let tasks = try benchmarks == "all" ? BenchmarkTask.all : benchmarks.split(separator: ",").map { try benchmarkTask(String($0)) }
+        let tasks = try benchmarks.split(separator: ",").flatMap { $0 == "all" ? BenchmarkTask.all : [try benchmarkTask(String($0))] }
         let progress = Progress(total: tasks.count * (reference == nil ? 1 : 2), label: "eval")
         func evaluate(_ m: MultimodalModel, offset: Int) -> [Evaluation] {
             tasks.enumerated().map { i, task in

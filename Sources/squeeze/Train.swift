@@ -113,12 +113,14 @@ extension Train {
         _ = try presetConfig(config.preset)
         let run = try reportingBadInput { try MultimodalRun(config: config, directory: out) }
         let progress = Progress(total: config.totalSteps, label: "train")
-        var recent: [Float] = []
+        var recent: [Float] = [], tokens = 0
+        let start = Date()
         try reportingBadInput {
             try run.train { r in
                 recent = Array((recent + [r.loss]).suffix(10))
-                progress.update(done: r.step + 1, status: String(format: "stage %d loss %.4f", r.step < config.stage1Steps ? 1 : 2,
-                                                                  recent.reduce(0, +) / Float(recent.count)))
+                tokens += r.tokens
+                progress.update(done: r.step + 1, status: String(format: "stage %d loss %.4f, %.0f tokens/s", r.step < config.stage1Steps ? 1 : 2,
+                                                                  recent.reduce(0, +) / Float(recent.count), Double(tokens) / Date().timeIntervalSince(start)))
             }
         }
         print("wrote \(run.modelPath)")

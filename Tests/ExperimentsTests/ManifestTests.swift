@@ -114,4 +114,17 @@ final class ManifestTests: XCTestCase {
         _ = try write("base.yaml", "preset: tiny\nvision: {crops: 7}\n")
         XCTAssertEqual(try error("extends: base.yaml\nseed: 2\n"), "base.yaml:2:17: crops must be 1 (base view) to 5, got 7")
     }
+
+    /// The repository's manifests (the quickstart and one per paper table or figure) are valid.
+    func testShippedManifestsExpand() throws {
+        let experiments = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Experiments").standardizedFileURL
+        let names = try FileManager.default.contentsOfDirectory(atPath: experiments.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertTrue(Set(names).isSuperset(of: ["quickstart.yaml", "table1.yaml", "table2.yaml", "table4.yaml", "table5.yaml", "figure2.yaml"]))
+        for name in names {
+            let m = try Manifest(path: experiments.appendingPathComponent(name).path)
+            XCTAssertFalse(m.runs.isEmpty, name)
+        }
+        let quickstart = try Manifest(path: experiments.appendingPathComponent("quickstart.yaml").path)
+        XCTAssertTrue(quickstart.runs.allSatisfy { $0.spec.preset == "tiny" })
+    }
 }
