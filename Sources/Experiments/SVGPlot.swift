@@ -76,7 +76,7 @@ struct SVGPlot {
 
     static func label(_ v: Double) -> String {
         if abs(v) >= 1e4 || (abs(v) < 1e-2 && v != 0) { return String(format: "%.2g", v) }
-        return String(format: "%g", (v * 1000).rounded() / 1000)
+        return String(format: "%g", (v * 1000).rounded() / 1000 + 0)   // + 0: no "-0"
     }
 
     static func escape(_ s: String) -> String {
