@@ -93,9 +93,7 @@ public struct BenchmarkTask: Sendable {
 }
 
 /// FNV-1a: a hash that is the same on every run and machine (Swift's Hasher is seeded per process).
-func stableHash(_ s: String) -> UInt64 {
-    s.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
-}
+func stableHash(_ s: String) -> UInt64 { fnv1a(s.utf8) }
 
 extension Canvas {
     var fingerprint: String {

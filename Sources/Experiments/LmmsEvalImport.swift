@@ -64,9 +64,9 @@ public struct LmmsEvalImport {
         guard !benchmarks.isEmpty else { throw fail("no task in \"results\" has a numeric score") }
 
         let description: [String: String] = ["source": "lmms-eval", "model": model, "variant": variant, "mode": mode,
-                                             "file_hash": String(format: "%016llx", data.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 })]
+                                             "file_hash": String(format: "%016llx", fnv1a(data))]
         let configJSON = String(decoding: try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys]), as: UTF8.self)
-        let id = "import-" + String(format: "%012llx", configJSON.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 } >> 16)
+        let id = "import-" + String(format: "%012llx", fnv1a(configJSON.utf8) >> 16)
         var record = RunRecord(id: id, config: configJSON, model: model, variant: variant, mode: mode, seed: 0, accounting: accounting)
         record.source = "lmms-eval: \((path as NSString).lastPathComponent)"
         record.benchmarks = benchmarks

@@ -1,5 +1,6 @@
 import Benchmarks
 import Foundation
+import Kernels
 import LayerGraph
 import Training
 
@@ -40,9 +41,7 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
 
     /// Sixteen hex digits of a 64-bit FNV-1a hash of the configuration as sorted JSON.
     public var id: String {
-        let json = (try? JSONEncoder.sorted.encode(self)) ?? Data()
-        let hash = json.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
-        return String(format: "%016llx", hash)
+        String(format: "%016llx", fnv1a(json.utf8))
     }
 
     public var json: String { String(decoding: (try? JSONEncoder.sorted.encode(self)) ?? Data(), as: UTF8.self) }
