@@ -120,7 +120,7 @@ struct Draft {
         checkpointEvery = MultimodalRunConfig.preset(presetName)!.checkpointEvery
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) where key != "preset" {
             guard let field = Draft.fields[key] else { throw value.error("unknown setting '\(key)'") }
-            try field.apply(value, &self)
+            try field.apply(key, value, &self)
         }
         if let schedule = settings["schedule"].flatMap({ $0.node.string }), !spec.isBaseline, !spec.variant.contains("@") {
             spec.variant += "@" + schedule
@@ -150,7 +150,15 @@ struct Draft {
     }
 
     struct Field {
-        let apply: (Located, inout Draft) throws -> Void
+        let set: (Located, inout Draft) throws -> Void
+        init(_ set: @escaping (Located, inout Draft) throws -> Void) { self.set = set }
+
+        /// Sets the value; a problem is reported with the setting's name.
+        func apply(_ key: String, _ value: Located, _ draft: inout Draft) throws {
+            do { try set(value, &draft) } catch let e as ManifestError {
+                throw ManifestError(file: e.file, line: e.line, column: e.column, message: "\(key): \(e.message)")
+            }
+        }
     }
 
     static let fields: [String: Field] = [
@@ -174,7 +182,7 @@ struct Draft {
         "vision.grid": Field { v, d in d.spec.grid = try v.integer(atLeast: 1) },
         "vision.crops": Field { v, d in
             d.spec.crops = try v.integer(atLeast: 1)
-            if d.spec.crops > 5 { throw v.error("crops must be 1 (base view) to 5, got \(d.spec.crops)") }
+            if d.spec.crops > 5 { throw v.error("expected 1 (base view) to 5 crops, got \(d.spec.crops)") }
         },
         "evaluation.benchmarks": Field { v, d in d.spec.benchmarks = try v.benchmarks() },
         "evaluation.samples": Field { v, d in d.spec.samples = try v.integer(atLeast: 1) },
@@ -275,7 +283,7 @@ struct ManifestFile {
         }
         guard let field = Draft.fields[key] else { throw value.error("unknown setting '\(key)'; expected one of preset, \(Draft.fields.keys.sorted().joined(separator: ", "))") }
         var scratch = Draft.scratch
-        try field.apply(value, &scratch)
+        try field.apply(key, value, &scratch)
     }
 
     mutating func readSweep(_ value: Located) throws {

@@ -96,12 +96,12 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(try error("preset: tiny\ntrainig: {steps: 3}\n").prefix(13), "m.yaml:2:1: u")
         XCTAssertTrue(try error("preset: tiny\ntrainig: {steps: 3}\n").contains("unknown key 'trainig'"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {stepz: 3}\n").hasPrefix("m.yaml:2:12: unknown key 'stepz' in training"))
-        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: many}\n").hasPrefix("m.yaml:2:19: expected an integer"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: many}\n").hasPrefix("m.yaml:2:19: training.steps: expected an integer"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 0}\n").contains("≥ 1, got 0"))
         // A layer past the last (tiny has 4) and r not dividing the grid (tiny's is 4).
         XCTAssertTrue(try error("preset: tiny\nsweep:\n  variant: [baseline, 'skip-vattn@from:9']\n").hasPrefix("m.yaml:3:23: variant 'skip-vattn@from:9'"))
         XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=3)@from:1'\n").hasPrefix("m.yaml:2:10: variant 'proxyv(r=3)@from:1'"))
-        XCTAssertTrue(try error("preset: tiny\nevaluation:\n  benchmarks: [pope, docvqa]\n").hasPrefix("m.yaml:3:22: unknown benchmark 'docvqa'"))
+        XCTAssertTrue(try error("preset: tiny\nevaluation:\n  benchmarks: [pope, docvqa]\n").hasPrefix("m.yaml:3:22: evaluation.benchmarks: unknown benchmark 'docvqa'"))
         XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=2)@from:1'\nmode: tf\n").hasPrefix("m.yaml:3:7: mode tf"))
         XCTAssertTrue(try error("preset: huge\n").hasPrefix("m.yaml:1:9: unknown preset 'huge'"))
         XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=2'\n").hasPrefix("m.yaml:2:10: "))
@@ -112,7 +112,7 @@ final class ManifestTests: XCTestCase {
         XCTAssertTrue(try error("extends: nowhere.yaml\n").hasPrefix("m.yaml:1:10: extends 'nowhere.yaml': no such manifest"))
         // An error in the base is named in the base.
         _ = try write("base.yaml", "preset: tiny\nvision: {crops: 7}\n")
-        XCTAssertEqual(try error("extends: base.yaml\nseed: 2\n"), "base.yaml:2:17: crops must be 1 (base view) to 5, got 7")
+        XCTAssertEqual(try error("extends: base.yaml\nseed: 2\n"), "base.yaml:2:17: vision.crops: expected 1 (base view) to 5 crops, got 7")
     }
 
     /// The repository's manifests (the quickstart and one per paper table or figure) are valid.
