@@ -36,7 +36,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["train", "eval", "inspect", "graph", "flops", "time", "data", "bench"] {
+        for command in ["sweep", "report", "import", "train", "eval", "inspect", "graph", "flops", "time", "data", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
