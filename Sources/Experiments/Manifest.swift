@@ -112,12 +112,8 @@ struct Draft {
 
     /// Resolves settings over the preset's defaults and checks the result can run.
     init(_ settings: [String: Located]) throws {
-        let presetName = try settings["preset"].map { try $0.string(expected: "a scale preset") } ?? "small"
-        guard let start = RunSpec(preset: presetName) else {
-            throw settings["preset"]!.error("unknown preset '\(presetName)'; expected one of \(MultimodalRunConfig.scalePresets)")
-        }
-        spec = start
-        checkpointEvery = MultimodalRunConfig.preset(presetName)!.checkpointEvery
+        spec = try settings["preset"].map(ManifestFile.presetSpec) ?? RunSpec(preset: "small")!
+        checkpointEvery = MultimodalRunConfig.preset(spec.preset)!.checkpointEvery
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) where key != "preset" {
             guard let field = Draft.fields[key] else { throw value.error("unknown setting '\(key)'") }
             try field.apply(key, value, &self)
@@ -275,12 +271,15 @@ struct ManifestFile {
         return out
     }
 
+    /// A run of the named scale preset, with its defaults.
+    static func presetSpec(_ value: Located) throws -> RunSpec {
+        let name = try value.string(expected: "a scale preset")
+        guard let spec = RunSpec(preset: name) else { throw value.error("unknown preset '\(name)'; expected one of \(MultimodalRunConfig.scalePresets)") }
+        return spec
+    }
+
     static func checkValue(_ key: String, _ value: Located) throws {
-        if key == "preset" {
-            let name = try value.string(expected: "a scale preset")
-            guard RunSpec(preset: name) != nil else { throw value.error("unknown preset '\(name)'; expected one of \(MultimodalRunConfig.scalePresets)") }
-            return
-        }
+        if key == "preset" { _ = try presetSpec(value); return }
         guard let field = Draft.fields[key] else { throw value.error("unknown setting '\(key)'; expected one of preset, \(Draft.fields.keys.sorted().joined(separator: ", "))") }
         var scratch = Draft.scratch
         try field.apply(key, value, &scratch)

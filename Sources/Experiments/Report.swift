@@ -60,6 +60,12 @@ public struct Report {
             return (part.variant.name, layers.flatMap { part.schedule.layers(of: $0).first })
         }
 
+        /// Whether the start layer sits at the same fraction of depth as `paperStart` of the paper model's layers.
+        func atDepth(ofPaperLayer paperStart: Int, of paperLayers: Int) -> Bool {
+            guard let startLayer, let layers else { return false }
+            return paperStart * layers == startLayer * paperLayers
+        }
+
         func mean(_ value: (StoredRun) -> Double?) -> Double? {
             let values = runs.compactMap(value)
             return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
@@ -96,14 +102,16 @@ public struct Report {
     }
 
     /// The paper's row for a start layer at the same fraction of depth (paper model: 32 layers).
-    func paperRow(_ file: String, start: Int?, layers: Int?, where match: ([String: String]) -> Bool) -> [String: String]? {
-        let paperLayers = ModelPresets.paper[paperModel]!.layers
-        return PaperTables.rows(file).first { row in
-            guard row["model"] == paperModel, match(row) else { return false }
-            guard let start, let layers, let paperStart = Int(row["start_layer"] ?? "") else { return start == nil && (row["start_layer"] ?? "").isEmpty }
-            return paperStart * layers == start * paperLayers
+    /// A baseline row (no start layer) matches the paper's row without one.
+    func paperRow(_ file: String, for row: Row, baseline: Bool = false, where match: ([String: String]) -> Bool) -> [String: String]? {
+        PaperTables.rows(file).first { paper in
+            guard paper["model"] == paperModel, match(paper) else { return false }
+            guard let paperStart = Int(paper["start_layer"] ?? "") else { return baseline }
+            return !baseline && row.atDepth(ofPaperLayer: paperStart, of: paperLayers)
         }
     }
+
+    var paperLayers: Int { ModelPresets.paper[paperModel]!.layers }
 
     // MARK: Tables
 
@@ -111,7 +119,7 @@ public struct Report {
         var t = Table(["model", "start_layer", "mode", "runs", "score_fine", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct",
                        "paper_model", "paper_start_layer", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where row.variantName == "skip-vattn" && row.mode != "full" {
-            let paper = paperRow("table1_attention_skip", start: row.startLayer, layers: row.layers) { $0["mode"] == row.mode.uppercased() }
+            let paper = paperRow("table1_attention_skip", for: row) { $0["mode"] == row.mode.uppercased() }
             t.add([row.model, row.startLayer.map(String.init), row.mode.uppercased(), String(row.runs.count)]
                   + ours(row) + paperColumns(paper, ["start_layer", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct"]))
         }
@@ -123,7 +131,7 @@ public struct Report {
                        "paper_model", "paper_start_layer", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where (row.variantName == "skip-vattn" || row.variantName == "skip-vattn-ffn") && row.mode != "tf" {
             let skipped = row.variantName == "skip-vattn" ? "ATN" : "ATN+FFN"
-            let paper = paperRow("table2_attention_ffn_skip", start: row.startLayer, layers: row.layers) { $0["skipped"] == skipped }
+            let paper = paperRow("table2_attention_ffn_skip", for: row) { $0["skipped"] == skipped }
             t.add([row.model, row.startLayer.map(String.init), skipped, row.mode.uppercased(), String(row.runs.count)]
                   + ours(row) + paperColumns(paper, ["start_layer", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct"]))
         }
@@ -135,7 +143,7 @@ public struct Report {
                        "paper_model", "paper_start_layer", "paper_score_fine", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where row.variantName == "baseline" || row.variantName == "proxyv" {
             let setting = row.variantName!
-            let paper = paperRow("table4_proxyv_across_llms", start: setting == "baseline" ? nil : row.startLayer, layers: row.layers) { $0["setting"] == setting }
+            let paper = paperRow("table4_proxyv_across_llms", for: row, baseline: setting == "baseline") { $0["setting"] == setting }
             t.add([row.model, setting, setting == "baseline" ? "" : row.startLayer.map(String.init), row.mode.uppercased(), String(row.runs.count)]
                   + ours(row) + paperColumns(paper, ["start_layer", "score_fine", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct"]))
         }
@@ -149,7 +157,8 @@ public struct Report {
         let methods = ["baseline": "baseline", "proxyv": "proxyv-layer12", "visionzip": "visionzip", "pyramiddrop": "pyramiddrop"]
         for row in rows {
             guard let name = row.variantName, let method = methods[name] else { continue }
-            let paperDepth = name != "proxyv" || row.startLayer.map { s in row.layers.map { 32 * s == 12 * $0 } ?? false } ?? false
+            // The paper's ProxyV row is the one from layer 12.
+            let paperDepth = name != "proxyv" || row.atDepth(ofPaperLayer: 12, of: paperLayers)
             let paper = paperDepth ? PaperTables.rows("table5_vs_token_reduction").first { $0["model"] == paperModel && $0["method"] == method } : nil
             let score = { (bench: String, metric: String) in fmt(row.mean { $0.benchmarks[bench]?.scores[metric] }, digits: 4) }
             t.add([row.model, name, row.first.variant, row.mode.uppercased(), String(row.runs.count), fmt(row.mean { 100 * $0.scoreFine }),
@@ -181,13 +190,11 @@ public struct Report {
     /// no other run of the same model has fewer or equal FLOPs and a higher or equal score.
     func flopsAgainstScore() -> Table {
         var t = Table(["model", "variant", "mode", "runs", "flops", "flops_reduced_pct", "score_fine", "score_fine_rel_pct", "pareto_optimal"])
-        let all = rows
-        for row in all {
-            let flops = row.first.flops, score = row.mean(\.scoreFine) ?? 0
+        let all = rows.map { (row: $0, flops: $0.first.flops, score: $0.mean(\.scoreFine) ?? 0) }
+        for (row, flops, score) in all {
             let dominated = all.contains { other in
-                guard other.model == row.model, other.first.id != row.first.id else { return false }
-                let (f, s) = (other.first.flops, other.mean(\.scoreFine) ?? 0)
-                return f <= flops && s >= score && (f < flops || s > score)
+                guard other.row.model == row.model, other.row.first.id != row.first.id else { return false }
+                return other.flops <= flops && other.score >= score && (other.flops < flops || other.score > score)
             }
             t.add([row.model, row.first.variant, row.mode.uppercased(), String(row.runs.count), String(format: "%.6g", flops),
                    fmt(row.mean(\.flopsReducedPercent)), fmt(100 * score), fmt(row.mean(relative)), dominated ? "no" : "yes"])

@@ -70,6 +70,7 @@ public struct RunStore {
             try file.setAttribute("headline", b.headline, on: group)
             try file.setAttribute("fine_grained", b.fineGrained ? 1 : 0, on: group)
             for (metric, value) in b.scores { try file.setAttribute(metric, value, on: group) }
+            try file.setAttribute("metrics", b.scores.keys.sorted().joined(separator: ","), on: group)
             if !b.perSample.isEmpty {
                 try file.setAttribute("per_sample_metric", b.perSampleMetric, on: group)
                 try file.write(b.perSample, shape: [b.perSample.count], at: "\(group)/per_sample")
@@ -127,8 +128,8 @@ public struct StoredRun {
         for name in try file.members(of: "scores") {
             let group = "scores/\(name)"
             var scores: [String: Double] = [:]
-            for metric in ["anls", "relaxed_accuracy", "vqa_accuracy", "accuracy", "precision", "recall", "f1", "yes_ratio", "bleu4", "edit_distance"] {
-                if let v = try? file.numberAttribute(metric, on: group) { scores[metric] = v }
+            for metric in try file.attribute("metrics", on: group).split(separator: ",").map(String.init) {
+                scores[metric] = try file.numberAttribute(metric, on: group)
             }
             benchmarks[name] = (try file.numberAttribute("headline", on: group), scores)
         }
@@ -149,11 +150,15 @@ public struct StoredRun {
 public enum SqueezeVersion {
     public static let version = "0.2.0"
 
+    /// This executable's path (sweep workers run it again).
+    public static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
     /// The git revision of the checkout this executable was built in (it lives in its
     /// `.build/`), or "unknown".
     public static let gitRevision: String = {
         let process = Process(), pipe = Pipe()
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git", "-C", (executable as NSString).deletingLastPathComponent, "rev-parse", "--short=12", "HEAD"]
         process.standardOutput = pipe

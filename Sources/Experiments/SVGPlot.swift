@@ -89,10 +89,10 @@ extension Report {
 
     func figure2Plot(_ table: Table) -> String {
         var plot = SVGPlot(title: "Figure 2: TF vision-attention masking", xLabel: "masking ratio (layers − L) / layers", yLabel: "Score_fine Rel (%)")
-        let models = table.column("model").compactMap { $0 }
-        for (k, model) in Array(Set(models)).sorted().enumerated() {
-            let points = zip(zip(table.column("model"), table.column("masking_ratio")), table.column("score_fine_rel_pct")).compactMap { pair, y -> (x: Double, y: Double)? in
-                guard pair.0 == model, let x = pair.1.flatMap(Double.init), let y = y.flatMap(Double.init) else { return nil }
+        let (models, xs, ys) = (table.column("model"), table.column("masking_ratio"), table.column("score_fine_rel_pct"))
+        for (k, model) in Array(Set(models.compactMap { $0 })).sorted().enumerated() {
+            let points = models.indices.compactMap { i -> (x: Double, y: Double)? in
+                guard models[i] == model, let x = xs[i].flatMap(Double.init), let y = ys[i].flatMap(Double.init) else { return nil }
                 return (x: x, y: y)
             }
             plot.series.append(.init(name: "ours, \(model)", color: Report.palette[(k + 1) % Report.palette.count], points: points))
@@ -107,12 +107,12 @@ extension Report {
 
     func frontierPlot(_ table: Table) -> String {
         var plot = SVGPlot(title: "FLOPs against Score_fine (hollow: dominated)", xLabel: "prefill FLOPs reduced vs baseline (%)", yLabel: "Score_fine (%)")
-        let models = Array(Set(table.column("model").compactMap { $0 })).sorted()
-        for (k, model) in models.enumerated() {
+        let (models, xs, ys, pareto) = (table.column("model"), table.column("flops_reduced_pct"), table.column("score_fine"), table.column("pareto_optimal"))
+        for (k, model) in Array(Set(models.compactMap { $0 })).sorted().enumerated() {
             var points: [(x: Double, y: Double)] = [], hollow: Set<Int> = []
-            for i in table.rows.indices where table.rows[i][0] == model {
-                guard let x = table.column("flops_reduced_pct")[i].flatMap(Double.init), let y = table.column("score_fine")[i].flatMap(Double.init) else { continue }
-                if table.column("pareto_optimal")[i] == "no" { hollow.insert(points.count) }
+            for i in models.indices where models[i] == model {
+                guard let x = xs[i].flatMap(Double.init), let y = ys[i].flatMap(Double.init) else { continue }
+                if pareto[i] == "no" { hollow.insert(points.count) }
                 points.append((x: x, y: y))
             }
             plot.series.append(.init(name: model, color: Report.palette[k % Report.palette.count], points: points, joined: false, hollow: hollow))

@@ -123,8 +123,12 @@ public final class MultimodalPass {
     /// Greedy answer after this (answer-less) prefill, up to `maxTokens` tokens or <eos>.
     public func generate(maxTokens: Int) -> String {
         _ = pass.forward()
-        let tokens = GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos)
-        return model.tokenizer.decode(tokens)
+        return answer(maxTokens: maxTokens)
+    }
+
+    /// The greedy answer, once `forward()` has run the prefill.
+    public func answer(maxTokens: Int) -> String {
+        model.tokenizer.decode(GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos))
     }
 }
 
@@ -177,7 +181,7 @@ public struct Evaluation: Sendable {
             let pass = MultimodalPass(model: model, sample: sample, withAnswer: false)
             _ = pass.forward()
             let prefilled = DispatchTime.now().uptimeNanoseconds
-            predictions.append(model.tokenizer.decode(GraphDecoder(prefill: pass.pass).generate(count: maxTokens, stop: Tokenizer.eos)))
+            predictions.append(pass.answer(maxTokens: maxTokens))
             prefill.append(Double(prefilled - start) / 1e9)
             answer.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }

@@ -23,7 +23,7 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         let manifest = try reportingBadInput { try Manifest(path: self.manifest) }
         if let only { return try runOne(only, of: manifest) }
-        let sweep = Sweep(manifest: manifest, worker: [workerExecutable, "sweep", self.manifest, "--only"])
+        let sweep = Sweep(manifest: manifest, worker: [SqueezeVersion.executable, "sweep", self.manifest, "--only"])
         if dryRun {
             print("\(manifest.name): \(manifest.runs.count) runs into \(manifest.store)")
             print("id                status    run")
@@ -63,9 +63,5 @@ struct SweepCommand: ParsableCommand {
         if store.completed(id: id, config: run.spec.json) != nil { return print("\(id) is already complete") }
         print("run \(id): \(run.spec.json)")
         try reportingBadInput { try RunExecutor(store: store).execute(run) { print($0); fflush(stdout) } }
-    }
-
-    private var workerExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
