@@ -20,10 +20,18 @@ public struct Canvas: Equatable, Sendable {
     public let width, height: Int
     /// Row-major RGB, three floats a pixel.
     public private(set) var pixels: [Float]
-    /// What drew each pixel (0: nothing recognisable): a character, a coloured shape, a colour.
-    /// The vision-encoder stand-in "recognises" these, as a pretrained encoder recognises glyphs
-    /// and objects; see `Canvas.label`.
+    /// What drew each pixel (0: nothing recognisable, text's ink included): a coloured shape or a
+    /// colour. The vision-encoder stand-in "recognises" regions by these; see `Canvas.label`.
     public private(set) var labels: [UInt32]
+    /// The things drawn that a pretrained encoder would recognise as such — each character and
+    /// each shape — at the pixel of their centre (the encoder sees them in the patch holding it).
+    public private(set) var marks: [Mark] = []
+
+    public struct Mark: Equatable, Sendable {
+        public let label: UInt32
+        public let x, y: Int
+        public init(label: UInt32, x: Int, y: Int) { self.label = label; self.x = x; self.y = y }
+    }
 
     public init(width: Int, height: Int, background: RGB = .white) {
         self.width = width; self.height = height
@@ -31,18 +39,26 @@ public struct Canvas: Equatable, Sendable {
         labels = [UInt32](repeating: 0, count: width * height)
     }
 
-    /// Labels: a character, a shape of a colour, or a colour alone (grays, black and white
-    /// carry none: they are background, clutter and axes).
-    /// A character's label is its glyph's: lower case is drawn (and recognised) as capitals.
+    /// Labels: a character, a shape of a colour (its region; its centre as a mark has a label of
+    /// its own), or a colour alone (grays, black and white carry none: they are background,
+    /// clutter and axes). A character's label is its glyph's: lower case is drawn (and
+    /// recognised) as capitals.
     public static func label(character c: Character) -> UInt32 {
         0x1000_0000 | (UInt32(Character(c.uppercased()).unicodeScalars.first!.value) & 0xFF_FFFF)
     }
     public static func label(shape: String, color: RGB) -> UInt32 { 0x2000_0000 | UInt32(truncatingIfNeeded: stableHash("\(shape)|\(color)") & 0xFF_FFFF) }
+    public static func label(centreOf shape: String, color: RGB) -> UInt32 { 0x4000_0000 | (label(shape: shape, color: color) & 0xFF_FFFF) }
     public static func label(color: RGB) -> UInt32 {
         color.r == color.g && color.g == color.b ? 0 : 0x3000_0000 | UInt32(truncatingIfNeeded: stableHash("\(color)") & 0xFF_FFFF)
     }
 
     public func label(x: Int, y: Int) -> UInt32 { labels[y * width + x] }
+
+    /// Records that something recognisable is centred at (x, y); outside the canvas, nothing.
+    public mutating func mark(_ label: UInt32, x: Int, y: Int) {
+        guard (0..<width).contains(x), (0..<height).contains(y) else { return }
+        marks.append(Mark(label: label, x: x, y: y))
+    }
 
     /// Sets a pixel's colour and what drew it, clipped to the canvas.
     private mutating func paint(_ x: Int, _ y: Int, _ color: RGB, _ label: UInt32) {
@@ -90,14 +106,15 @@ public struct Canvas: Equatable, Sendable {
     }
 
     /// Draws text with the 5×7 font, each font pixel a `scale`×`scale` block, one blank column
-    /// between characters. Returns the width drawn.
+    /// between characters; each character is marked at its centre. Returns the width drawn.
     @discardableResult
     public mutating func text(_ s: String, x: Int, y: Int, scale: Int = 1, _ color: RGB = .black) -> Int {
         var cursor = x
         for c in s {
             for gy in 0..<BitmapFont.height { for gx in 0..<BitmapFont.width where BitmapFont.ink(c, x: gx, y: gy) {
-                fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color, label: Canvas.label(character: c))
+                fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color, label: 0)
             } }
+            if c != " " { mark(Canvas.label(character: c), x: cursor + BitmapFont.width * scale / 2, y: y + BitmapFont.height * scale / 2) }
             cursor += (BitmapFont.width + 1) * scale
         }
         return cursor - x
@@ -122,12 +139,14 @@ public struct Canvas: Equatable, Sendable {
             } }
             out.paint(x, y, RGB(sum.0 / n, sum.1 / n, sum.2 / n), label)
         } }
+        out.marks = marks.map { Mark(label: $0.label, x: $0.x * w / width, y: $0.y * h / height) }
         return out
     }
 
     public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> Canvas {
         var out = Canvas(width: w, height: h)
         for yy in 0..<h { for xx in 0..<w { out.paint(xx, yy, self[x + xx, y + yy], labels[(y + yy) * width + x + xx]) } }
+        for m in marks { out.mark(m.label, x: m.x - x, y: m.y - y) }
         return out
     }
 

@@ -3,7 +3,7 @@ import LayerGraph
 /// The prompt template: system text, the image (each crop's G×G vision tokens and a newline),
 /// the question, then the answer the model is trained to produce, ended by <eos>.
 public struct Prompt: Sendable {
-    public static let system = "Answer the question about the image in a word or a number."
+    public static let system = "Answer briefly."   // short: every token of it is computed for every sample
 
     public let system: [Int32]
     public let question: [Int32]

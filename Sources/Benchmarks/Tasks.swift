@@ -53,6 +53,28 @@ extension BenchmarkTask {
         }
     }
 
+    /// What a model that ignores the image answers: to each sample, the most frequent answer to
+    /// the same question among the first `trainingSamples` training samples, else the most
+    /// frequent answer overall (for POPE: always "yes" or always "no").
+    public func blindAnswers(to samples: [Sample], side: Int, trainingSamples: Int = 400) -> [String] {
+        let train = (0..<trainingSamples).map { sample($0, split: .train, side: side) }
+        func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.map { $0.references[0] })[0].answer }
+        let byQuestion = Dictionary(grouping: train, by: \.question).mapValues(mostFrequent), overall = mostFrequent(train)
+        return samples.map { byQuestion[$0.question] ?? overall }
+    }
+
+    /// How many tokens a greedy answer may take: the longest of the first 100 training answers
+    /// and a quarter more (document parsing transcribes whole pages; most answers are a word).
+    public func answerTokenLimit(side: Int) -> Int {
+        let longest = (0..<100).map { sample($0, split: .train, side: side).references[0].count }.max()!
+        return longest + longest / 4 + 2
+    }
+
+    /// The headline score of `blindAnswers` on `samples`: the level a model that looks must clear.
+    public func blindScore(samples: [Sample], side: Int, trainingSamples: Int = 400) -> Double {
+        headline(score(predictions: blindAnswers(to: samples, side: side, trainingSamples: trainingSamples), samples: samples))
+    }
+
     /// The score reported for the task (for Score_fine and tables): its main metric.
     public func headline(_ scores: [String: Double]) -> Double {
         scores["anls"] ?? scores["relaxed_accuracy"] ?? scores["vqa_accuracy"] ?? scores["bleu4"] ?? scores["f1"] ?? scores["accuracy"] ?? 0
@@ -92,6 +114,12 @@ public struct BenchmarkTask: Sendable {
     public static func named(_ name: String) -> BenchmarkTask? { (all + probes).first { $0.name == name } }
 }
 
+/// Answers with their counts, most frequent first (ties in alphabetical order).
+public func answerFrequencies(_ answers: [String]) -> [(answer: String, count: Int)] {
+    let counts: [String: Int] = Dictionary(answers.map { ($0, 1) }, uniquingKeysWith: +)
+    return counts.map { (answer: $0.key, count: $0.value) }.sorted { a, b in a.count != b.count ? a.count > b.count : a.answer < b.answer }
+}
+
 /// FNV-1a: a hash that is the same on every run and machine (Swift's Hasher is seeded per process).
 func stableHash(_ s: String) -> UInt64 { fnv1a(s.utf8) }
 
@@ -123,6 +151,7 @@ private func clutter(_ c: inout Canvas, _ rng: inout SeededGenerator, amount: In
 
 private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size: Int, _ color: RGB) {
     let label = Canvas.label(shape: shape, color: color)
+    c.mark(Canvas.label(centreOf: shape, color: color), x: x + size / 2, y: y + size / 2)
     switch shape {
     case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color, label: label)
     case "square": c.fill(x: x, y: y, width: size, height: size, color, label: label)

@@ -31,17 +31,22 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
 
 /// A frozen, seeded stand-in for a pretrained vision encoder: each patch's pixels go through a
 /// fixed random projection and tanh; what the patch shows is "recognised" as a pretrained encoder
-/// recognises glyphs and objects — each label drawn in it (a character, a coloured shape, a
-/// colour; `Canvas.labels`) adds a fixed random embedding, weighted by its share of the patch's
-/// labelled pixels; then every feature is mixed with the mean of its grid neighbours, so features
-/// are contextual as a ViT's are. Reading still means assembling characters split over patches
-/// in order. The saliency of a patch (VisionZip ranks by it, as by the encoder's CLS attention)
+/// recognises glyphs and objects — each region label in it (a coloured shape, a colour;
+/// `Canvas.labels`) adds a fixed random embedding weighted by its share of the patch's labelled
+/// pixels, and each character or shape centred in it (`Canvas.marks`) adds its own embedding;
+/// then each patch adds its four grid neighbours' features, each through a fixed random map of
+/// its own direction, so features are contextual as a ViT's are and tell left from right (what
+/// is written just before a character is part of what the encoder sees there). Reading still means putting characters in order across patches (and, in the
+/// half-resolution base view, telling apart two characters that share a patch). The saliency of a patch (VisionZip ranks by it, as by the encoder's CLS attention)
 /// is the spread of its pixels: edges and text stand out.
 public struct VisionEncoder: Sendable {
     public let geometry: VisionGeometry
     public let features: Int
     private let projection: [Float]   // [features, patch·patch·3]
     private let bias: [Float]
+    /// [4 directions (left, right, up, down), features, features]: how a neighbour's features
+    /// enter a patch's.
+    private let context: [Float]
     private let seed: UInt64
 
     public init(geometry: VisionGeometry, features: Int, seed: UInt64) {
@@ -52,6 +57,7 @@ public struct VisionEncoder: Sendable {
         let inputs = geometry.patch * geometry.patch * 3
         projection = (0..<features * inputs).map { _ in rng.nextNormal() * (3 / Float(inputs)).squareRoot() }
         bias = (0..<features).map { _ in rng.nextNormal() * 0.1 }
+        context = (0..<4 * features * features).map { _ in rng.nextNormal() * 0.5 / Float(features).squareRoot() }
     }
 
     /// The fixed embedding the encoder "recognises" a label by.
@@ -84,23 +90,32 @@ public struct VisionEncoder: Sendable {
                            rows: pixels.shape[0], inFeatures: inputs, outFeatures: features)
         }
         for t in 0..<local.shape[0] { for j in 0..<features { local[t * features + j] = tanhf(local[t * features + j] + bias[j]) } }
-        for (v, view) in views.enumerated() { for py in 0..<g { for px in 0..<g {
-            var counts: [UInt32: Int] = [:]
-            for y in 0..<p { for x in 0..<p where view.label(x: px * p + x, y: py * p + y) != 0 { counts[view.label(x: px * p + x, y: py * p + y), default: 0] += 1 } }
-            let total = Float(counts.values.reduce(0, +)), token = v * g * g + py * g + px
-            for (label, n) in counts.sorted(by: { $0.key < $1.key }) {   // a fixed order: sums are bit-reproducible
-                let e = embedding(of: label), share = Float(n) / total
-                for j in 0..<features { local[token * features + j] += share * e[j] }
+        for (v, view) in views.enumerated() {
+            for py in 0..<g { for px in 0..<g {
+                var counts: [UInt32: Int] = [:]
+                for y in 0..<p { for x in 0..<p where view.label(x: px * p + x, y: py * p + y) != 0 { counts[view.label(x: px * p + x, y: py * p + y), default: 0] += 1 } }
+                let total = Float(counts.values.reduce(0, +)), token = v * g * g + py * g + px
+                for (label, n) in counts.sorted(by: { $0.key < $1.key }) {   // a fixed order: sums are bit-reproducible
+                    let e = embedding(of: label), share = Float(n) / total
+                    for j in 0..<features { local[token * features + j] += share * e[j] }
+                }
+            } }
+            for mark in view.marks {
+                let e = embedding(of: mark.label), token = v * g * g + (mark.y / p) * g + mark.x / p
+                for j in 0..<features { local[token * features + j] += e[j] }
             }
-        } } }
-        // Context: add half the mean of the up/down/left/right neighbours within the view.
+        }
+        // Context: each neighbour within the view through its direction's map.
         let out = local.copy()
         for v in 0..<views.count { for py in 0..<g { for px in 0..<g {
-            let neighbours = [(px - 1, py), (px + 1, py), (px, py - 1), (px, py + 1)].filter { (0..<g).contains($0.0) && (0..<g).contains($0.1) }
             let token = v * g * g + py * g + px
-            for (nx, ny) in neighbours {
-                let n = v * g * g + ny * g + nx
-                for j in 0..<features { out[token * features + j] += 0.5 * local[n * features + j] / Float(neighbours.count) }
+            for (d, (nx, ny)) in [(px - 1, py), (px + 1, py), (px, py - 1), (px, py + 1)].enumerated() where (0..<g).contains(nx) && (0..<g).contains(ny) {
+                let n = v * g * g + ny * g + nx, map = d * features * features
+                for i in 0..<features {
+                    var sum: Float = 0
+                    for j in 0..<features { sum += context[map + i * features + j] * local[n * features + j] }
+                    out[token * features + i] += sum
+                }
             }
         } } }
         return (out, saliency)

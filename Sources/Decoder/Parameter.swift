@@ -4,7 +4,7 @@ import Kernels
 public final class Parameter {
     /// The Hugging Face checkpoint name, e.g. `model.layers.0.self_attn.q_proj.weight`.
     public let name: String
-    public let value: Tensor
+    public private(set) var value: Tensor
     public let grad: Tensor
     /// Optimiser group (each group has its own learning rate; see `Training.AdamW`).
     public var group: String
@@ -19,4 +19,12 @@ public final class Parameter {
     }
 
     public var shape: [Int] { value.shape }
+
+    /// Makes this parameter use `other`'s weights (and group), keeping its own gradient: a
+    /// replica's passes then read the same weights and accumulate gradients apart.
+    public func share(_ other: Parameter) {
+        precondition(other.shape == shape, "\(name): shapes differ")
+        value = other.value
+        group = other.group
+    }
 }

@@ -46,6 +46,21 @@ public final class MultimodalModel {
     public var geometry: VisionGeometry { encoder.geometry }
     public var parameters: [Parameter] { projector.parameters + [newline] + language.parameters }
     public func zeroGradients() { for p in parameters { p.grad.zero() } }
+
+    /// A model that shares these weights but has gradients of its own, so that passes of a batch
+    /// can run backwards at once; their gradients are summed afterwards.
+    public func replica() -> MultimodalModel {
+        let c = language.config
+        let twin = MultimodalModel(encoder: encoder, projector: Projector(features: encoder.features, hidden: c.hidden, seed: 0),
+                                   newline: Parameter(name: newline.name, value: Tensor(shape: newline.shape)),
+                                   language: GraphModel(decoder: language.decoder.replica(), graph: language.graph,
+                                                        modules: VariantModules(graph: language.graph, hidden: c.hidden, seed: 0)))
+        for (original, copy) in zip(parameters, twin.parameters) {
+            precondition(original.name == copy.name, "a replica lists its parameters in the model's order")
+            copy.share(original)
+        }
+        return twin
+    }
 }
 
 /// One sample through the model: its prompt's token layout, the decoder inputs assembled along
@@ -135,27 +150,60 @@ public final class MultimodalPass {
 /// Trains a multimodal model on batches of benchmark samples. Stage 1 of the paper's recipe is
 /// a recipe whose "decoder" group has learning rate 0 (projector, newline and the variant's
 /// modules train); stage 2 trains everything.
+///
+/// A batch is dealt into a fixed number of shards (sample i to shard i mod `shards`), each with
+/// a replica of the model sharing its weights; shards run on as many cores as there are (up to
+/// `shards`), one sample at a time each, with single-threaded BLAS: one sample's products are
+/// too small to keep two BLAS threads busy. Shard gradients are summed in shard order, so a
+/// step's result does not depend on the number of cores.
 public final class MultimodalTrainer {
+    public static let shards = 4
     public let model: MultimodalModel
     public let optimization: Optimization
+    private let replicas: [MultimodalModel]
     public var step: Int { optimization.step }
 
     public init(model: MultimodalModel, recipe: TrainingRecipe) {
         self.model = model
         optimization = Optimization(parameters: model.parameters, recipe: recipe)
+        replicas = [model] + (1..<Self.shards).map { _ in model.replica() }
     }
 
-    /// One step on `samples`; returns the mean loss over their answer tokens before the update.
+    /// One step on `samples`; returns their loss before the update (see `accumulateGradients`).
     @discardableResult
     public func train(on samples: [Sample]) -> StepReport {
-        model.zeroGradients()
-        let passes = samples.map { MultimodalPass(model: model, sample: $0, withAnswer: true) }
-        for p in passes { p.forward() }
-        let counted = passes.reduce(0) { $0 + $1.pass.countedTargets }, lossSum = passes.reduce(0.0) { $0 + $1.pass.lossSum }
-        for p in passes { p.backward(normalizer: counted) }
+        let (loss, tokens) = accumulateGradients(samples)
         let index = step, (norm, rate) = optimization.update()
-        return StepReport(step: index, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,
-                          learningRate: rate, tokens: passes.reduce(0) { $0 + $1.layout.count })
+        return StepReport(step: index, loss: loss, gradientNorm: norm, learningRate: rate, tokens: tokens)
+    }
+
+    /// The gradient of the batch's loss into the model's gradients; returns that loss and the
+    /// tokens processed. The loss is the mean over samples of each answer's mean token loss: every
+    /// sample weighs the same, so that a page's transcription (fifty tokens) does not drown the
+    /// one-token answers of counting, POPE or multiple choice, as a mean over tokens would.
+    public func accumulateGradients(_ samples: [Sample]) -> (loss: Float, tokens: Int) {
+        let shards = (0..<replicas.count).map { s in Array(stride(from: s, to: samples.count, by: replicas.count)) }
+        var passes = [MultimodalPass?](repeating: nil, count: samples.count)
+        passes.withUnsafeMutableBufferPointer { slots in   // shards fill disjoint slots
+            Parallel.forEach(replicas.count) { s, _ in
+                replicas[s].zeroGradients()
+                for i in shards[s] {
+                    slots[i] = MultimodalPass(model: replicas[s], sample: samples[i], withAnswer: true)
+                    slots[i]!.forward()
+                }
+            }
+        }
+        let done = passes.map { $0! }
+        Parallel.forEach(replicas.count) { s, _ in
+            for i in shards[s] { done[i].backward(normalizer: max(1, done[i].pass.countedTargets) * samples.count) }
+        }
+        let parameters = model.parameters, replicaParameters = replicas.dropFirst().map(\.parameters)
+        Parallel.forEach(parameters.count) { i, _ in
+            let total = parameters[i].grad
+            for r in replicaParameters { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
+        }
+        let loss = done.reduce(0.0) { $0 + $1.pass.lossSum / Double(max(1, $1.pass.countedTargets)) } / Double(samples.count)
+        return (Float(loss), done.reduce(0) { $0 + $1.layout.count })
     }
 }
 
@@ -170,11 +218,15 @@ public struct Evaluation: Sendable {
     public let headline: Double
     /// Each sample's score under the task's per-sample metric.
     public let perSample: (metric: String, values: [Double])
+    /// The headline score of answering without looking (`BenchmarkTask.blindAnswers`), on the same samples.
+    public let blind: Double
     /// Measured wall-clock seconds of each sample's prefill and of its whole greedy answer.
     public let prefillSeconds: [Double], answerSeconds: [Double]
 
-    public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int = 16) {
+    /// `maxTokens` defaults to the task's answer length limit (`BenchmarkTask.answerTokenLimit`).
+    public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int? = nil) {
         let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
+        let maxTokens = maxTokens ?? task.answerTokenLimit(side: model.geometry.imageSide)
         var predictions: [String] = [], prefill: [Double] = [], answer: [Double] = []
         for sample in samples {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -193,6 +245,7 @@ public struct Evaluation: Sendable {
         scores = task.score(predictions: predictions, samples: samples)
         perSample = task.perSample(predictions: predictions, samples: samples)
         headline = task.headline(scores)
+        blind = task.blindScore(samples: samples, side: model.geometry.imageSide)
     }
 
     /// The mean headline score over the fine-grained tasks among `evaluations`.

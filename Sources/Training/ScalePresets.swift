@@ -14,8 +14,9 @@ extension MultimodalRunConfig {
             c = MultimodalRunConfig(preset: "tiny", variant: variant, stage1Steps: 20, stage2Steps: 80, batchSize: 8, checkpointEvery: 50, seed: seed)
             (c.grid, c.crops, c.stage1LearningRate, c.stage2LearningRate) = (4, 5, 3e-3, 3e-3)
         case "small":
-            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 260, batchSize: 8, checkpointEvery: 50, seed: seed)
-            c.stage2LearningRate = 1e-3
+            // Patches as wide as a character's pitch (6 px), so each character is centred in its own patch.
+            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 450, batchSize: 8, checkpointEvery: 50, seed: seed)
+            (c.grid, c.patch, c.stage2LearningRate) = (8, 6, 1e-3)
         case "medium":
             c = MultimodalRunConfig(preset: "medium", variant: variant, stage1Steps: 300, stage2Steps: 3000, batchSize: 16, checkpointEvery: 100, seed: seed)
         default:

@@ -48,28 +48,16 @@ struct DataCommand: ParsableCommand {
             print("task        metric                  top answers (val)                      chance  samples/s")
             for task in BenchmarkTask.all {
                 let start = DispatchTime.now().uptimeNanoseconds
-                let train = (0..<samples).map { task.sample($0, split: .train, side: side) }
                 let val = (0..<samples).map { task.sample($0, split: .val, side: side) }
+                let chance = task.blindScore(samples: val, side: side, trainingSamples: samples)
                 let rate = Double(2 * samples) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                // The image-blind answerer: the most frequent training answer to the same question, else overall.
-                func mostFrequent(_ answers: [String]) -> String { frequencies(answers)[0].answer }
-                let byQuestion = Dictionary(grouping: train, by: \.question).mapValues { mostFrequent($0.map { $0.references[0] }) }
-                let overall = mostFrequent(train.map { $0.references[0] })
-                let blind = val.map { byQuestion[$0.question] ?? overall }
-                let chance = task.headline(task.score(predictions: blind, samples: val))
-                let top = frequencies(val.map { $0.references[0] }).prefix(3)
+                let top = answerFrequencies(val.map { $0.references[0] }).prefix(3)
                     .map { "\($0.answer.prefix(10)) \(100 * $0.count / samples)%" }.joined(separator: ", ")
                 print(task.name.padding(toLength: 12, withPad: " ", startingAt: 0) + task.metric.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0)
                       + top.padding(toLength: 39, withPad: " ", startingAt: 0) + String(format: "%6.3f  %9.0f", chance, rate))
             }
         }
     }
-}
-
-/// Answers with their counts, most frequent first (ties in alphabetical order).
-func frequencies(_ answers: [String]) -> [(answer: String, count: Int)] {
-    let counts: [String: Int] = Dictionary(answers.map { ($0, 1) }, uniquingKeysWith: +)
-    return counts.map { (answer: $0.key, count: $0.value) }.sorted { a, b in a.count != b.count ? a.count > b.count : a.answer < b.answer }
 }
 
 func benchmarkTask(_ name: String) throws -> BenchmarkTask {

@@ -47,16 +47,17 @@ struct Eval: ParsableCommand {
             var object: [String: Any] = ["run": directory, "variant": variantName, "split": split.rawValue, "samples": samples,
                                          "score_fine": scoreFine,
                                          "benchmarks": Dictionary(uniqueKeysWithValues: evaluations.map { e in
-                                             (e.task, ["headline": e.headline, "scores": e.scores, "predictions": e.predictions] as [String: Any])
+                                             (e.task, ["headline": e.headline, "blind": e.blind, "scores": e.scores, "predictions": e.predictions] as [String: Any])
                                          })]
             if let baselineFine { object["baseline_score_fine"] = baselineFine }
             if let relative { object["score_fine_rel"] = relative }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         case .text:
             print("\(directory): \(trained.config.preset), variant \(variantName), \(samples) \(split.rawValue) samples per benchmark")
+            print("benchmark    score  blind   all metrics (blind: the most frequent training answer to the question)")
             for e in evaluations {
                 let details = e.scores.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
-                print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f   ", e.headline) + details)
+                print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f %6.3f   ", e.headline, e.blind) + details)
             }
             print(String(format: "Score_fine %.3f (mean over %d fine-grained benchmarks)", scoreFine, evaluations.filter(\.fineGrained).count)
                   + (baselineFine.map { String(format: "; baseline %.3f", $0) } ?? "")

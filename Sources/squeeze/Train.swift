@@ -22,7 +22,7 @@ struct Train: ParsableCommand {
     var checkpointEvery: Int?
     @Option(help: "Multimodal FT: finetune the trained run in this directory with --variant (stage 2 only unless --stage1-steps is given).")
     var finetuneFrom: String?
-    @Option(help: "Multimodal: vision grid side G (patches of 4 pixels, images of 8G×8G; default from the preset).")
+    @Option(help: "Multimodal: vision grid side G (G×G patches a view, images of 2G×2G patches; default from the preset).")
     var grid: Int?
     @Option(help: "Multimodal: crops per image, 1 (base view) to 5 (default from the preset).")
     var crops: Int?

@@ -36,21 +36,39 @@ final class VisionPipelineTests: XCTestCase {
     }
 
     /// The encoder recognises what was drawn: the same ink as a different character, or a shape
-    /// in another colour of the same luminance, gives a different feature; labels follow the
-    /// pixels through crops and the base view's resize.
+    /// in another colour of the same luminance, gives a different feature; a character is
+    /// recognised once, in the patch holding its centre; marks and labels follow the pixels
+    /// through crops and the base view's resize; neighbours enter by direction.
     func testEncoderRecognisesGlyphsAndShapes() {
         let encoder = VisionEncoder(geometry: geometry, features: 8, seed: 1)
         var a = Canvas(width: 24, height: 24), o = Canvas(width: 24, height: 24)
         a.text("a", x: 0, y: 0)
         o.text("A", x: 0, y: 0)
         XCTAssertEqual(a, o, "lower case is drawn and recognised as capitals")
-        XCTAssertEqual(a.label(x: 2, y: 0), Canvas.label(character: "A"))
-        XCTAssertEqual(a.label(x: 0, y: 0), 0, "blank pixels carry no label")
+        XCTAssertEqual(a.marks, [Canvas.Mark(label: Canvas.label(character: "A"), x: 2, y: 3)], "one mark, at the glyph's centre")
+        XCTAssertEqual(a.label(x: 2, y: 0), 0, "ink is no region")
         var b = Canvas(width: 24, height: 24)
         b.text("B", x: 0, y: 0)
         XCTAssertNotEqual(encoder.encode(a).features.array, encoder.encode(b).features.array)
         let views = geometry.views(of: a)
-        XCTAssertEqual(views[1].label(x: 2, y: 0), Canvas.label(character: "A"), "the first quadrant is a crop")
+        XCTAssertEqual(views[1].marks, a.marks, "the first quadrant is a crop")
+        XCTAssertEqual(views[0].marks, [Canvas.Mark(label: Canvas.label(character: "A"), x: 1, y: 1)], "the base view halves coordinates")
+        XCTAssertEqual(views[2].marks, [], "other quadrants do not see it")
+        // A mark alone changes its patch (and, by context, its neighbours) in the views that see it.
+        var marked = Canvas(width: 24, height: 24)
+        marked.mark(Canvas.label(character: "A"), x: 4, y: 1)
+        let (m, blank) = (encoder.encode(marked).features.array, encoder.encode(Canvas(width: 24, height: 24)).features.array)
+        func changed(_ token: Int) -> Bool { m[token * 8..<(token + 1) * 8] != blank[token * 8..<(token + 1) * 8] }
+        XCTAssertEqual((0..<16).filter(changed), [0, 1, 4], "base view: the mark is in patch 0")
+        XCTAssertEqual((16..<32).filter(changed), [16, 17, 18, 21], "first quadrant: the mark is in patch 1")
+        XCTAssertEqual((32..<80).filter(changed), [])
+        // Context tells left from right: the same mark just left or just right of a patch changes it differently.
+        var toLeft = Canvas(width: 24, height: 24), toRight = Canvas(width: 24, height: 24)
+        toLeft.mark(Canvas.label(character: "A"), x: 1, y: 1)
+        toRight.mark(Canvas.label(character: "A"), x: 7, y: 1)
+        let (fromLeft, fromRight) = (encoder.encode(toLeft).features.array, encoder.encode(toRight).features.array)
+        XCTAssertNotEqual(fromLeft[17 * 8..<18 * 8], blank[17 * 8..<18 * 8])
+        XCTAssertNotEqual(fromLeft[17 * 8..<18 * 8], fromRight[17 * 8..<18 * 8])
         var square = Canvas(width: 24, height: 24)
         square.fill(x: 0, y: 0, width: 24, height: 24, .black, label: Canvas.label(shape: "square", color: .black))
         XCTAssertEqual(geometry.views(of: square)[0].label(x: 3, y: 3), Canvas.label(shape: "square", color: .black), "the base view keeps the label")

@@ -64,6 +64,31 @@ final class MultimodalTests: XCTestCase {
         XCTAssertEqual(Evaluation.scoreFine([evaluation]), 0, "attribute is not a fine-grained task")
     }
 
+    /// A step's gradient is the whole batch's (the mean over samples of each answer's mean token
+    /// loss) however the batch is dealt to the replicas, and the same bit for bit on one core or two.
+    func testShardedGradientsAreTheBatchsAndDoNotDependOnCores() throws {
+        let samples = (0..<3).map { BenchmarkTask.named("count")!.sample($0, split: .train, side: geometry.imageSide) }
+        let reference = try model("skip-vattn-ffn@from:1")
+        reference.zeroGradients()
+        let passes = samples.map { MultimodalPass(model: reference, sample: $0, withAnswer: true) }
+        for p in passes { p.forward() }
+        for p in passes { p.backward(normalizer: p.pass.countedTargets * samples.count) }   // each sample's mean, averaged
+        var gradients: [[[Float]]] = []
+        for threads in [1, 2] {
+            let saved = BLAS.threads
+            BLAS.threads = threads
+            defer { BLAS.threads = saved }
+            let m = try model("skip-vattn-ffn@from:1")
+            _ = MultimodalTrainer(model: m, recipe: TrainingRecipe(steps: 1, learningRate: 1e-2, warmupSteps: 1)).accumulateGradients(samples)
+            gradients.append(m.parameters.map(\.grad.array))
+        }
+        XCTAssertEqual(gradients[0], gradients[1], "one core or two")
+        for (p, g) in zip(reference.parameters, gradients[0]) {
+            let scale = p.grad.array.map(abs).max()!
+            for (a, b) in zip(p.grad.array, g) { XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * scale, p.name) }
+        }
+    }
+
     /// End to end on the `tiny` scale: a few hundred steps on the task built to be easy (the
     /// colour of a large rectangle, six answers) lower the loss and answer far above chance (1/6).
     func testTinyLearnsTheEasyTaskAboveChance() throws {
