@@ -168,24 +168,25 @@ extension Bench {
     struct MultimodalStep: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "multimodal", abstract: "Multimodal training-step throughput: benchmark samples through encoder, projector and a variant's decoder.")
-        @Option(help: "Decoder shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
+        @Option(help: "Decoder shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")); a scale preset's name also sets the vision geometry.")
         var preset = "small"
         @Option(help: "Variant in the text form.")
         var variant = "baseline"
         @Option(help: "Samples per batch.")
         var batchSize = 8
-        @Option(help: "Vision grid side G (patches of 4 pixels; images are 8G×8G).")
-        var grid = 8
-        @Option(help: "Crops per image (1 to 5).")
-        var crops = 5
+        @Option(help: "Vision grid side G (default: the scale preset's).")
+        var grid: Int?
+        @Option(help: "Crops per image, 1 to 5 (default: the scale preset's).")
+        var crops: Int?
         @OptionGroup var options: BenchOptions
 
         func run() throws {
             options.compute.apply()
             var config = try presetConfig(preset)
             config.vocab = Tokenizer().vocabularySize
-            let geometry = VisionGeometry(grid: grid, patch: 4, crops: crops)
-            let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid) }
+            let scale = MultimodalRunConfig.preset(preset)?.geometry ?? VisionGeometry(grid: 8, patch: 4, crops: 5)
+            let geometry = VisionGeometry(grid: grid ?? scale.grid, patch: scale.patch, crops: crops ?? scale.crops)
+            let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: geometry.grid) }
             let model = MultimodalModel(encoder: VisionEncoder(geometry: geometry, features: 64, seed: 1),
                                         language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
             let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
