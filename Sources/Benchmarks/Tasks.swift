@@ -53,28 +53,6 @@ extension BenchmarkTask {
         }
     }
 
-    /// What a model that ignores the image answers: to each sample, the most frequent answer to
-    /// the same question among the first `trainingSamples` training samples, else the most
-    /// frequent answer overall (for POPE: always "yes" or always "no").
-    public func blindAnswers(to samples: [Sample], side: Int, trainingSamples: Int = 400) -> [String] {
-        let train = (0..<trainingSamples).map { sample($0, split: .train, side: side) }
-        func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.map { $0.references[0] })[0].answer }
-        let byQuestion = Dictionary(grouping: train, by: \.question).mapValues(mostFrequent), overall = mostFrequent(train)
-        return samples.map { byQuestion[$0.question] ?? overall }
-    }
-
-    /// How many tokens a greedy answer may take: the longest of the first 100 training answers
-    /// and a quarter more (document parsing transcribes whole pages; most answers are a word).
-    public func answerTokenLimit(side: Int) -> Int {
-        let longest = (0..<100).map { sample($0, split: .train, side: side).references[0].count }.max()!
-        return longest + longest / 4 + 2
-    }
-
-    /// The headline score of `blindAnswers` on `samples`: the level a model that looks must clear.
-    public func blindScore(samples: [Sample], side: Int, trainingSamples: Int = 400) -> Double {
-        headline(score(predictions: blindAnswers(to: samples, side: side, trainingSamples: trainingSamples), samples: samples))
-    }
-
     /// The score reported for the task (for Score_fine and tables): its main metric.
     public func headline(_ scores: [String: Double]) -> Double {
         scores["anls"] ?? scores["relaxed_accuracy"] ?? scores["vqa_accuracy"] ?? scores["bleu4"] ?? scores["f1"] ?? scores["accuracy"] ?? 0
@@ -112,6 +90,35 @@ public struct BenchmarkTask: Sendable {
     public static let probes: [BenchmarkTask] = [colour]
 
     public static func named(_ name: String) -> BenchmarkTask? { (all + probes).first { $0.name == name } }
+}
+
+/// What a task's first training answers tell, drawn once: the image-blind answer to each
+/// question, and how long a greedy answer may get.
+public struct TrainingAnswers: Sendable {
+    public let task: BenchmarkTask
+    private let byQuestion: [String: String], overall: String
+    /// Tokens a greedy answer may take: the longest of the first 100 training answers and a
+    /// quarter more (document parsing transcribes whole pages; most answers are a word).
+    public let tokenLimit: Int
+
+    public init(_ task: BenchmarkTask, side: Int, count: Int = 400) {
+        let train = (0..<count).map { task.sample($0, split: .train, side: side) }
+        func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.map { $0.references[0] })[0].answer }
+        self.task = task
+        byQuestion = Dictionary(grouping: train, by: \.question).mapValues(mostFrequent)
+        overall = mostFrequent(train)
+        let longest = train.prefix(100).map { $0.references[0].count }.max()!
+        tokenLimit = longest + longest / 4 + 2
+    }
+
+    /// What a model that ignores the image answers: to each sample, the most frequent training
+    /// answer to the same question, else the most frequent overall (POPE: always "yes" or "no").
+    public func blindAnswers(to samples: [Sample]) -> [String] { samples.map { byQuestion[$0.question] ?? overall } }
+
+    /// The headline score of `blindAnswers` on `samples`: the level a model that looks must clear.
+    public func blindScore(_ samples: [Sample]) -> Double {
+        task.headline(task.score(predictions: blindAnswers(to: samples), samples: samples))
+    }
 }
 
 /// Answers with their counts, most frequent first (ties in alphabetical order).

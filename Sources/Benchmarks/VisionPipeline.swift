@@ -35,10 +35,11 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
 /// `Canvas.labels`) adds a fixed random embedding weighted by its share of the patch's labelled
 /// pixels, and each character or shape centred in it (`Canvas.marks`) adds its own embedding;
 /// then each patch adds its four grid neighbours' features, each through a fixed random map of
-/// its own direction, so features are contextual as a ViT's are and tell left from right (what
-/// is written just before a character is part of what the encoder sees there). Reading still means putting characters in order across patches (and, in the
-/// half-resolution base view, telling apart two characters that share a patch). The saliency of a patch (VisionZip ranks by it, as by the encoder's CLS attention)
-/// is the spread of its pixels: edges and text stand out.
+/// its direction, so features are contextual as a ViT's are and tell left from right. Reading
+/// still means putting characters in order across patches (and, in the half-resolution base
+/// view, telling apart two characters that share a patch). The saliency of a patch (VisionZip
+/// ranks by it, as by the encoder's CLS attention) is the spread of its pixels: edges and text
+/// stand out.
 public struct VisionEncoder: Sendable {
     public let geometry: VisionGeometry
     public let features: Int
@@ -105,19 +106,18 @@ public struct VisionEncoder: Sendable {
                 for j in 0..<features { local[token * features + j] += e[j] }
             }
         }
-        // Context: each neighbour within the view through its direction's map.
-        let out = local.copy()
-        for v in 0..<views.count { for py in 0..<g { for px in 0..<g {
-            let token = v * g * g + py * g + px
-            for (d, (nx, ny)) in [(px - 1, py), (px + 1, py), (px, py - 1), (px, py + 1)].enumerated() where (0..<g).contains(nx) && (0..<g).contains(ny) {
-                let n = v * g * g + ny * g + nx, map = d * features * features
-                for i in 0..<features {
-                    var sum: Float = 0
-                    for j in 0..<features { sum += context[map + i * features + j] * local[n * features + j] }
-                    out[token * features + i] += sum
-                }
+        // Context: each neighbour within the view through its direction's map (one product a direction).
+        let out = local.copy(), mapped = Tensor(shape: local.shape)
+        context.withUnsafeBufferPointer { maps in
+            for (d, (dx, dy)) in [(-1, 0), (1, 0), (0, -1), (0, 1)].enumerated() {
+                Linear.forward(x: local.data, w: UnsafeMutablePointer(mutating: maps.baseAddress! + d * features * features), y: mapped.data,
+                               rows: local.shape[0], inFeatures: features, outFeatures: features)
+                for v in 0..<views.count { for py in 0..<g { for px in 0..<g where (0..<g).contains(px + dx) && (0..<g).contains(py + dy) {
+                    let token = v * g * g + py * g + px, neighbour = v * g * g + (py + dy) * g + px + dx
+                    for i in 0..<features { out[token * features + i] += mapped[neighbour * features + i] }
+                } } }
             }
-        } } }
+        }
         return (out, saliency)
     }
 }

@@ -197,11 +197,7 @@ public final class MultimodalTrainer {
         Parallel.forEach(replicas.count) { s, _ in
             for i in shards[s] { done[i].backward(normalizer: max(1, done[i].pass.countedTargets) * samples.count) }
         }
-        let parameters = model.parameters, replicaParameters = replicas.dropFirst().map(\.parameters)
-        Parallel.forEach(parameters.count) { i, _ in
-            let total = parameters[i].grad
-            for r in replicaParameters { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
-        }
+        addReplicaGradients(into: model.parameters, from: replicas.dropFirst().map(\.parameters))
         let loss = done.reduce(0.0) { $0 + $1.pass.lossSum / Double(max(1, $1.pass.countedTargets)) } / Double(samples.count)
         return (Float(loss), done.reduce(0) { $0 + $1.layout.count })
     }
@@ -218,15 +214,15 @@ public struct Evaluation: Sendable {
     public let headline: Double
     /// Each sample's score under the task's per-sample metric.
     public let perSample: (metric: String, values: [Double])
-    /// The headline score of answering without looking (`BenchmarkTask.blindAnswers`), on the same samples.
+    /// The headline score of answering without looking (`TrainingAnswers.blindAnswers`), on the same samples.
     public let blind: Double
     /// Measured wall-clock seconds of each sample's prefill and of its whole greedy answer.
     public let prefillSeconds: [Double], answerSeconds: [Double]
 
-    /// `maxTokens` defaults to the task's answer length limit (`BenchmarkTask.answerTokenLimit`).
+    /// `maxTokens` defaults to the task's answer length limit (`TrainingAnswers.tokenLimit`).
     public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int? = nil) {
         let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
-        let maxTokens = maxTokens ?? task.answerTokenLimit(side: model.geometry.imageSide)
+        let training = TrainingAnswers(task, side: model.geometry.imageSide), maxTokens = maxTokens ?? training.tokenLimit
         var predictions: [String] = [], prefill: [Double] = [], answer: [Double] = []
         for sample in samples {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -245,7 +241,7 @@ public struct Evaluation: Sendable {
         scores = task.score(predictions: predictions, samples: samples)
         perSample = task.perSample(predictions: predictions, samples: samples)
         headline = task.headline(scores)
-        blind = task.blindScore(samples: samples, side: model.geometry.imageSide)
+        blind = training.blindScore(samples)
     }
 
     /// The mean headline score over the fine-grained tasks among `evaluations`.

@@ -52,6 +52,15 @@ public final class Optimization {
     }
 }
 
+/// Adds each replica's gradients into the model's, replica after replica: a fixed order, so the
+/// sums are bit-reproducible.
+func addReplicaGradients(into parameters: [Parameter], from replicas: [[Parameter]]) {
+    Parallel.forEach(parameters.count) { i, _ in
+        let total = parameters[i].grad
+        for r in replicas { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
+    }
+}
+
 /// Trains a decoder: forward, backward, clip, AdamW, schedule.
 ///
 /// A batch is split by sequences into one shard per core (`Parallel.workers`); each shard runs
@@ -87,11 +96,7 @@ public final class Trainer {
         let counted = active.reduce(0) { $0 + $1.countedTargets }
         let lossSum = active.reduce(0.0) { $0 + $1.lossSum }
         Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: counted) }
-        let parameters = model.parameters, replicaParameters = replicas[1..<shards.count].map(\.parameters)
-        Parallel.forEach(parameters.count) { i, _ in
-            let total = parameters[i].grad
-            for r in replicaParameters { for j in 0..<total.count { total.data[j] += r[i].grad.data[j] } }
-        }
+        addReplicaGradients(into: model.parameters, from: replicas[1..<shards.count].map(\.parameters))
 
         let index = step, (norm, rate) = optimization.update()
         return StepReport(step: index, loss: counted > 0 ? Float(lossSum / Double(counted)) : 0, gradientNorm: norm,

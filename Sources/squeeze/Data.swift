@@ -49,7 +49,7 @@ struct DataCommand: ParsableCommand {
             for task in BenchmarkTask.all {
                 let start = DispatchTime.now().uptimeNanoseconds
                 let val = (0..<samples).map { task.sample($0, split: .val, side: side) }
-                let chance = task.blindScore(samples: val, side: side, trainingSamples: samples)
+                let chance = TrainingAnswers(task, side: side, count: samples).blindScore(val)
                 let rate = Double(2 * samples) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 let top = answerFrequencies(val.map { $0.references[0] }).prefix(3)
                     .map { "\($0.answer.prefix(10)) \(100 * $0.count / samples)%" }.joined(separator: ", ")

@@ -41,10 +41,10 @@ final class TaskTests: XCTestCase {
     func testImageBlindAnswersScoreLow() {
         for task in BenchmarkTask.all where task.fineGrained {
             let samples = (0..<30).map { task.sample($0, split: .val, side: 64) }
-            XCTAssertLessThan(task.blindScore(samples: samples, side: 64), 0.35, task.name)
+            XCTAssertLessThan(TrainingAnswers(task, side: 64).blindScore(samples), 0.35, task.name)
         }
         let colour = BenchmarkTask.named("colour")!
-        XCTAssertEqual(colour.blindScore(samples: (0..<120).map { colour.sample($0, split: .val, side: 64) }, side: 64), 1.0 / 6, accuracy: 0.08)
+        XCTAssertEqual(TrainingAnswers(colour, side: 64).blindScore((0..<120).map { colour.sample($0, split: .val, side: 64) }), 1.0 / 6, accuracy: 0.08)
     }
 }
 
