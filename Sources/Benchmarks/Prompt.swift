@@ -1,18 +1,42 @@
 import LayerGraph
 
 /// The prompt template: system text, the image (each crop's G×G vision tokens and a newline),
-/// the question, then the answer the model is trained to produce, ended by <eos>.
+/// the question, then the answer the model is trained to produce, ended by <eos>. A training
+/// prompt is a conversation: the sample's follow-up questions come after its first, each turn's
+/// answer learned as the last one's is.
 public struct Prompt: Sendable {
     public static let system = "Answer briefly."   // short: every token of it is computed for every sample
 
     public let system: [Int32]
+    /// The conversation up to the last answer: each earlier turn's question, answer marker,
+    /// answer and <eos>, then the last question and its marker.
     public let question: [Int32]
+    /// The last answer and <eos> (empty without the answer: a prefill for generation).
     public let answer: [Int32]
+    /// The next-token target of each token of `question` and of `answer`, -1 where none: an
+    /// answer marker predicts its answer's first token, each answer token the next, up to <eos>.
+    public let questionTargets: [Int32], answerTargets: [Int32]
 
+    /// With the answer, the sample's follow-up turns are asked too; without it only its question.
     public init(sample: Sample, tokenizer: Tokenizer, withAnswer: Bool = true) {
         system = [Tokenizer.bos] + tokenizer.encode(Prompt.system)
-        question = tokenizer.encode(" " + sample.question) + [Tokenizer.answer]
-        answer = withAnswer ? tokenizer.encode(sample.references[0]) + [Tokenizer.eos] : []
+        let turns = withAnswer ? [Turn(sample.question, sample.references[0])] + sample.followUps : [Turn(sample.question, "")]
+        var conversation: [Int32] = [], targets: [Int32] = []
+        var answer: [Int32] = [], answerTargets: [Int32] = []
+        for (i, turn) in turns.enumerated() {
+            let asked = tokenizer.encode(" " + turn.question) + [Tokenizer.answer]
+            let answered = withAnswer ? tokenizer.encode(turn.answer) + [Tokenizer.eos] : []
+            conversation += asked
+            targets += Array(repeating: -1, count: asked.count - 1) + [answered.first ?? -1]
+            let answeredTargets = Array(answered.dropFirst()) + (answered.isEmpty ? [] : [-1])
+            if i == turns.count - 1 {
+                (answer, answerTargets) = (answered, answeredTargets)
+            } else {
+                conversation += answered
+                targets += answeredTargets
+            }
+        }
+        (question, questionTargets, self.answer, self.answerTargets) = (conversation, targets, answer, answerTargets)
     }
 
     /// The token layout of this prompt over an image seen as `geometry.crops` crops.
@@ -22,7 +46,8 @@ public struct Prompt: Sendable {
 
     /// The prompt as text, the image shown as a placeholder.
     public func rendered(_ tokenizer: Tokenizer, geometry: VisionGeometry) -> String {
-        tokenizer.decode(system) + " <image: \(geometry.crops) crops × (\(geometry.grid)×\(geometry.grid) + newline)>"
-            + tokenizer.decode(question) + tokenizer.decode(answer) + (answer.isEmpty ? "" : "<eos>")
+        let conversation = question.split(separator: Tokenizer.eos, omittingEmptySubsequences: false).map { tokenizer.decode(Array($0)) }
+        return tokenizer.decode(system) + " <image: \(geometry.crops) crops × (\(geometry.grid)×\(geometry.grid) + newline)>"
+            + conversation.joined(separator: "<eos>") + tokenizer.decode(answer) + (answer.isEmpty ? "" : "<eos>")
     }
 }

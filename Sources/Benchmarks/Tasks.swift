@@ -16,6 +16,17 @@ public struct Sample: Sendable {
     /// POPE's ground truth, grounding's box: what some metrics need besides the references.
     public var label: Bool?
     public var box: Metrics.Box?
+    /// More questions about the same image, with their answers: training asks them after the
+    /// first, as LLaVA's instruction data holds several turns of conversation per image, so that
+    /// the costly image tokens carry several answers' worth of learning. Evaluation asks only
+    /// `question`. Drawn without the generator, so that adding them changes no sample.
+    public var followUps: [Turn] = []
+}
+
+/// One question of a conversation about an image and its answer.
+public struct Turn: Sendable, Equatable {
+    public let question: String, answer: String
+    public init(_ question: String, _ answer: String) { self.question = question; self.answer = answer }
 }
 
 extension BenchmarkTask {
@@ -184,7 +195,9 @@ extension BenchmarkTask {
         for (i, (field, value)) in lines.enumerated() { c.text("\(field):\(value)", x: 1, y: 2 + i * 10 + rng.int(0...2)) }
         clutter(&c, &rng, amount: side / 4)
         let (field, value) = rng.pick(Array(lines))
-        return Sample(image: c, question: "What is the \(field.lowercased())?", references: [value])
+        var s = Sample(image: c, question: "What is the \(field.lowercased())?", references: [value])
+        s.followUps = lines.filter { $0.0 != field }.map { Turn("What is the \($0.0.lowercased())?", $0.1) }
+        return s
     }
 
     /// A bar chart with a value printed on each bar; the question asks for one bar's value.
@@ -201,7 +214,9 @@ extension BenchmarkTask {
             c.text(label, x: x + 1, y: side - 8)
         }
         let i = rng.nextInt(below: count)
-        return Sample(image: c, question: "What is the value of bar \(labels[i])?", references: [String(values[i])])
+        var s = Sample(image: c, question: "What is the value of bar \(labels[i])?", references: [String(values[i])])
+        s.followUps = zip(labels, values).filter { $0.0 != labels[i] }.map { Turn("What is the value of bar \($0.0)?", String($0.1)) }
+        return s
     }
 
     /// Coloured blocks with percentages; the question asks for one colour's share.
@@ -217,7 +232,9 @@ extension BenchmarkTask {
         }
         clutter(&c, &rng, amount: side / 4)
         let (name, share) = rng.pick(shares)
-        return Sample(image: c, question: "What share is \(name)?", references: ["\(share)%"])
+        var s = Sample(image: c, question: "What share is \(name)?", references: ["\(share)%"])
+        s.followUps = shares.filter { $0.0 != name }.map { Turn("What share is \($0.0)?", "\($0.1)%") }
+        return s
     }
 
     static let textVQA = BenchmarkTask(name: "text-vqa", metric: .vqaAccuracy, fineGrained: true) { rng, side in
@@ -256,8 +273,17 @@ extension BenchmarkTask {
         for ((shape, color), p) in zip(drawn, places(3, size: 12, side: side, &rng)) { drawShape(&c, shape, x: p.x, y: p.y, size: 12, color.color) }
         let ask = rng.nextInt(below: 2) == 0 ? rng.pick(drawn) : (rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6))))
         let present = drawn.contains { $0.0 == ask.0 && $0.1.name == ask.1.name }
-        var s = Sample(image: c, question: "Is there a \(ask.1.name) \(ask.0) in the image?", references: [present ? "yes" : "no"])
+        func question(_ shape: String, _ colour: String) -> String { "Is there a \(colour) \(shape) in the image?" }
+        var s = Sample(image: c, question: question(ask.0, ask.1.name), references: [present ? "yes" : "no"])
         s.label = present
+        // Alternately an object that is there and, in the next colour, one that is not.
+        let colours = RGB.named.prefix(6).map(\.name)
+        var asked: Set<String> = [s.question]
+        for (shape, colour) in drawn {
+            let other = colours[(colours.firstIndex(of: colour.name)! + 1) % colours.count]
+            for (q, a) in [(question(shape, colour.name), "yes"), (question(shape, other), drawn.contains { $0.0 == shape && $0.1.name == other } ? "yes" : "no")]
+            where asked.insert(q).inserted { s.followUps.append(Turn(q, a)) }
+        }
         return s
     }
 
@@ -265,10 +291,14 @@ extension BenchmarkTask {
         var c = Canvas(width: side, height: side)
         let target = rng.pick(shapes), n = rng.int(0...5)
         let spots = places(n + 3, size: 9, side: side, &rng)
+        var drawn: [String] = []
         for (i, p) in spots.enumerated() {
-            drawShape(&c, i < n ? target : rng.pick(shapes.filter { $0 != target }), x: p.x, y: p.y, size: 9, rng.pick(RGB.named.prefix(6).map(\.color)))
+            drawn.append(i < n ? target : rng.pick(shapes.filter { $0 != target }))
+            drawShape(&c, drawn[i], x: p.x, y: p.y, size: 9, rng.pick(RGB.named.prefix(6).map(\.color)))
         }
-        return Sample(image: c, question: "How many \(target)s are there?", references: [String(min(n, spots.count))])
+        var s = Sample(image: c, question: "How many \(target)s are there?", references: [String(min(n, spots.count))])
+        s.followUps = shapes.filter { $0 != target }.map { shape in Turn("How many \(shape)s are there?", String(drawn.filter { $0 == shape }.count)) }
+        return s
     }
 
     static let attribute = BenchmarkTask(name: "attribute", metric: .exactMatch, fineGrained: false) { rng, side in
@@ -279,22 +309,34 @@ extension BenchmarkTask {
         drawShape(&c, shape, x: rng.int(0...(side - 16)), y: rng.int(0...(side - 16)), size: 14, truth.color)
         var options = Array(colors.prefix(4))
         options.shuffle(using: &rng)
-        let letters = ["A", "B", "C", "D"], answer = letters[options.firstIndex { $0.name == truth.name }!]
-        let choices = zip(letters, options).map { "(\($0)) \($1.name)" }.joined(separator: " ")
-        return Sample(image: c, question: "What color is the \(shape)? \(choices)", references: [answer])
+        // The same question with the options in other orders.
+        let turns = (0..<options.count).map { k -> Turn in
+            let order = Array(options[k...] + options[..<k]), letters = ["A", "B", "C", "D"]
+            let choices = zip(letters, order).map { "(\($0)) \($1.name)" }.joined(separator: " ")
+            return Turn("What color is the \(shape)? \(choices)", letters[order.firstIndex { $0.name == truth.name }!])
+        }
+        var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])
+        s.followUps = Array(turns.dropFirst())
+        return s
     }
 
     static let grounding = BenchmarkTask(name: "grounding", metric: .grounding, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
         let items = places(3, size: 12, side: side, &rng).map { ($0, rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6)))) }
         for (p, shape, color) in items { drawShape(&c, shape, x: p.x, y: p.y, size: 12, color.color) }
-        let (p, shape, color) = items[0]
         let scale = 100.0 / Double(side)
-        let box = Metrics.Box((Double(p.x) * scale).rounded(), (Double(p.y) * scale).rounded(),
-                              (Double(p.x + 12) * scale).rounded(), (Double(p.y + 12) * scale).rounded())
-        var s = Sample(image: c, question: "Where is the \(color.name) \(shape)? Answer [x1, y1, x2, y2] in 0 to 100.",
-                       references: ["[\(Int(box.x1)), \(Int(box.y1)), \(Int(box.x2)), \(Int(box.y2))]"])
-        s.box = box
+        func box(_ p: (x: Int, y: Int)) -> Metrics.Box {
+            Metrics.Box((Double(p.x) * scale).rounded(), (Double(p.y) * scale).rounded(),
+                        (Double(p.x + 12) * scale).rounded(), (Double(p.y + 12) * scale).rounded())
+        }
+        let turns = items.map { item -> Turn in
+            let (b, (shape, color)) = (box(item.0), (item.1, item.2))
+            return Turn("Where is the \(color.name) \(shape)? Answer [x1, y1, x2, y2] in 0 to 100.", "[\(Int(b.x1)), \(Int(b.y1)), \(Int(b.x2)), \(Int(b.y2))]")
+        }
+        var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])
+        s.box = box(items[0].0)
+        // The other objects, where their description names one object only.
+        s.followUps = turns.dropFirst().filter { t in turns.filter { $0.question == t.question }.count == 1 }
         return s
     }
 

@@ -34,8 +34,11 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
 /// recognises glyphs and objects — each region label in it (a coloured shape, a colour;
 /// `Canvas.labels`) adds a fixed random embedding weighted by its share of the patch's labelled
 /// pixels, and each character or shape centred in it (`Canvas.marks`) adds its own embedding;
-/// then each patch adds its four grid neighbours' features, each through a fixed random map of
-/// its direction, so features are contextual as a ViT's are and tell left from right. Reading
+/// each patch adds a fixed embedding of its row and column in its view, as a ViT's features
+/// carry the position embeddings added to its patches (CLIP's are learned; LLaVA encodes each
+/// crop separately, so a position is the crop's own); then each patch adds its four grid
+/// neighbours' features, each through a fixed random map of its direction, so features are
+/// contextual as a ViT's are and tell left from right. Reading
 /// still means putting characters in order across patches (and, in the half-resolution base
 /// view, telling apart two characters that share a patch). The saliency of a patch (VisionZip
 /// ranks by it, as by the encoder's CLS attention) is the spread of its pixels: edges and text
@@ -48,6 +51,8 @@ public struct VisionEncoder: Sendable {
     /// [4 directions (left, right, up, down), features, features]: how a neighbour's features
     /// enter a patch's.
     private let context: [Float]
+    /// [G², features]: what each patch adds for its place in the view, in raster order.
+    private let positions: [Float]
     private let seed: UInt64
 
     public init(geometry: VisionGeometry, features: Int, seed: UInt64) {
@@ -59,6 +64,7 @@ public struct VisionEncoder: Sendable {
         projection = (0..<features * inputs).map { _ in rng.nextNormal() * (3 / Float(inputs)).squareRoot() }
         bias = (0..<features).map { _ in rng.nextNormal() * 0.1 }
         context = (0..<4 * features * features).map { _ in rng.nextNormal() * 0.5 / Float(features).squareRoot() }
+        positions = (0..<geometry.grid * geometry.grid * features).map { _ in 0.5 * rng.nextNormal() }
     }
 
     /// The fixed embedding the encoder "recognises" a label by.
@@ -105,6 +111,7 @@ public struct VisionEncoder: Sendable {
                 let e = embedding(of: mark.label), token = v * g * g + (mark.y / p) * g + mark.x / p
                 for j in 0..<features { local[token * features + j] += e[j] }
             }
+            for i in 0..<g * g * features { local[v * g * g * features + i] += positions[i] }
         }
         // Context: each neighbour within the view through its direction's map (one product a direction).
         let out = local.copy(), mapped = Tensor(shape: local.shape)

@@ -209,11 +209,17 @@ public final class GraphPass {
         t.q = t.normedQ.linear(layer.query)
         t.k = t.normedK.linear(layer.key)
         t.v = t.normedK.linear(layer.value)
-        t.queryAngles = rope.angles(for: t.queryRows.map { tokens[$0].position })
-        t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
+        // A layer attending as the one before it, over the same tokens, shares its angles and mask.
+        if let before = tapes.last, before.layout == layout, before.queryRows == t.queryRows, before.keyRows == t.keyRows,
+           model.graph.nodes[l - 1].keys == node.keys, model.graph.nodes[l - 1].masked == node.masked {
+            (t.queryAngles, t.keyAngles, t.mask) = (before.queryAngles, before.keyAngles, before.mask)
+        } else {
+            t.queryAngles = rope.angles(for: t.queryRows.map { tokens[$0].position })
+            t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
+            t.mask = node.attentionMask(queries: t.queryRows.map { tokens[$0] }, keys: t.keyRows.map { tokens[$0] })
+        }
         t.queryAngles!.rotate(t.q.data, heads: c.heads)
         t.keyAngles!.rotate(t.k.data, heads: c.kvHeads)
-        t.mask = node.attentionMask(queries: t.queryRows.map { tokens[$0] }, keys: t.keyRows.map { tokens[$0] })
         let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
         t.probs = Tensor(shape: [keepsForBackward || ranks ? c.heads * t.queryRows.count * t.keyRows.count : 0])
         t.attended = Tensor(shape: [t.queryRows.count, d])

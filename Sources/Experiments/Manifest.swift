@@ -172,6 +172,7 @@ struct Draft {
         "training.stage1_steps": Field { v, d in d.spec.stage1Steps = try v.integer(atLeast: 0) },
         "training.steps": Field { v, d in d.spec.steps = try v.integer(atLeast: 1) },
         "training.batch_size": Field { v, d in d.spec.batchSize = try v.integer(atLeast: 1) },
+        "training.turns": Field { v, d in d.spec.turns = try v.integer(atLeast: 1) },
         "training.stage1_learning_rate": Field { v, d in d.spec.stage1LearningRate = try v.positive() },
         "training.learning_rate": Field { v, d in d.spec.learningRate = try v.positive() },
         "training.checkpoint_every": Field { v, d in d.checkpointEvery = try v.integer(atLeast: 1) },

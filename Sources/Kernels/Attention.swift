@@ -4,7 +4,11 @@ import Foundation
 public struct AttentionMask: Sendable, Equatable {
     public let queries: Int
     public let keys: Int
-    public private(set) var allowed: [Bool]
+    public let allowed: [Bool]
+    /// Each row's first and one-past-last allowed key, so the softmax can skip the masked tails.
+    let spans: [Range<Int>]
+    /// Each block of query rows with the union of its rows' key spans.
+    let blocks: [(rows: Range<Int>, keys: Range<Int>)]
 
     public init(queries: Int, keys: Int, allowed: (_ query: Int, _ key: Int) -> Bool) {
         self.queries = queries
@@ -12,6 +16,20 @@ public struct AttentionMask: Sendable, Equatable {
         var a = [Bool](repeating: false, count: queries * keys)
         for q in 0..<queries { for k in 0..<keys { a[q * keys + k] = allowed(q, k) } }
         self.allowed = a
+        spans = (0..<queries).map { q in
+            let row = a[q * keys..<(q + 1) * keys]
+            guard let first = row.firstIndex(of: true), let last = row.lastIndex(of: true) else { return 0..<0 }
+            return first - q * keys..<last - q * keys + 1
+        }
+        blocks = stride(from: 0, to: queries, by: AttentionMask.rowBlock).map { [spans] start in
+            let rows = start..<min(start + AttentionMask.rowBlock, queries)
+            let used = spans[rows].filter { !$0.isEmpty }
+            return (rows, used.isEmpty ? 0..<0 : used.map(\.lowerBound).min()!..<used.map(\.upperBound).max()!)
+        }
+    }
+
+    public static func == (a: AttentionMask, b: AttentionMask) -> Bool {
+        a.queries == b.queries && a.keys == b.keys && a.allowed == b.allowed
     }
 
     /// Causal over one sequence whose queries and keys are the same n tokens.
@@ -27,24 +45,6 @@ public struct AttentionMask: Sendable, Equatable {
     /// rows, rows × the width of the block's key span. Dense attention is queries × keys.
     public var computedPairs: Int {
         blocks.reduce(0) { $0 + $1.rows.count * $1.keys.count }
-    }
-
-    /// Each block of query rows with the union of its rows' key spans.
-    var blocks: [(rows: Range<Int>, keys: Range<Int>)] {
-        stride(from: 0, to: queries, by: AttentionMask.rowBlock).map { start in
-            let rows = start..<min(start + AttentionMask.rowBlock, queries)
-            let spans = rows.map { span(ofRow: $0) }.filter { !$0.isEmpty }
-            let keys = spans.isEmpty ? 0..<0 : spans.map(\.lowerBound).min()!..<spans.map(\.upperBound).max()!
-            return (rows, keys)
-        }
-    }
-
-    /// The first and one-past-last allowed key of a row, so the softmax can skip the masked tails.
-    func span(ofRow q: Int) -> Range<Int> {
-        let row = q * keys
-        guard let first = (0..<keys).first(where: { allowed[row + $0] }) else { return 0..<0 }
-        let last = (first..<keys).last(where: { allowed[row + $0] })!
-        return first..<(last + 1)
     }
 }
 
@@ -76,7 +76,7 @@ public enum Attention {
     public static func forward(q: FloatPtr, k: FloatPtr, v: FloatPtr, out: FloatPtr,
                                probs: FloatPtr?, mask: AttentionMask, layout: HeadLayout) {
         let nq = mask.queries, nk = mask.keys, hd = layout.headDim, qw = layout.queryWidth, kw = layout.kvWidth
-        let spans = (0..<nq).map { mask.span(ofRow: $0) }, blocks = mask.blocks
+        let spans = mask.spans, blocks = mask.blocks
         let scratch: [FloatPtr] = probs == nil ? (0..<Parallel.workers).map { _ in .allocate(capacity: AttentionMask.rowBlock * nk) } : []
         defer { scratch.forEach { $0.deallocate() } }
         mask.allowed.withUnsafeBufferPointer { allowed in

@@ -102,10 +102,9 @@ public final class MultimodalPass {
                 preconditionFailure("proxies are made inside the decoder")
             }
         }
-        // The answer marker predicts the first answer token; each answer token the next one.
         for token in layout.tokens {
-            if token.kind == .question && token.index == prompt.question.count - 1, let first = prompt.answer.first { targets[token] = first }
-            if token.kind == .answer && token.index + 1 < prompt.answer.count { targets[token] = prompt.answer[token.index + 1] }
+            let target = token.kind == .question ? prompt.questionTargets[token.index] : token.kind == .answer ? prompt.answerTargets[token.index] : -1
+            if target >= 0 { targets[token] = target }
         }
         textIDs = ids
         pass = GraphPass(model: model.language, layout: layout, inputs: inputs, targets: targets, saliency: salient,

@@ -10,6 +10,8 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public var variant: String
     public var grid = 8, patch = 4, crops = 5, features = 64
     public var stage1Steps: Int, stage2Steps: Int, batchSize: Int
+    /// Questions asked about each training image: its first and up to `turns − 1` follow-ups.
+    public var turns = 1
     /// Stage 1 trains the projector, newline and the variant's modules; stage 2 everything.
     public var stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
     public var checkpointEvery: Int
@@ -36,10 +38,12 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
 
     /// Stage 1 reads text from images (transcription); stage 2 is the whole task mix, the easy
     /// probes included.
-    func batch(step: Int) -> [Sample] {
+    public func batch(step: Int) -> [Sample] {
         let tasks = step < stage1Steps ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all + BenchmarkTask.probes
         return (step * batchSize..<(step + 1) * batchSize).map { i in
-            tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
+            var sample = tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
+            sample.followUps = Array(sample.followUps.prefix(turns - 1))
+            return sample
         }
     }
 }

@@ -168,7 +168,7 @@ extension Bench {
     struct MultimodalStep: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "multimodal", abstract: "Multimodal training-step throughput: benchmark samples through encoder, projector and a variant's decoder.")
-        @Option(help: "Decoder shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")); a scale preset's name also sets the vision geometry.")
+        @Option(help: "Scale: \(MultimodalRunConfig.scalePresets.joined(separator: ", ")) (the decoder's shape, vision geometry and training mix).")
         var preset = "small"
         @Option(help: "Variant in the text form.")
         var variant = "baseline"
@@ -178,20 +178,23 @@ extension Bench {
         var grid: Int?
         @Option(help: "Crops per image, 1 to 5 (default: the scale preset's).")
         var crops: Int?
+        @Option(help: "Questions about each image (default: the scale preset's).")
+        var turns: Int?
         @OptionGroup var options: BenchOptions
 
         func run() throws {
             options.compute.apply()
             var config = try presetConfig(preset)
             config.vocab = Tokenizer().vocabularySize
-            let scale = MultimodalRunConfig.preset(preset)?.geometry ?? VisionGeometry(grid: 8, patch: 4, crops: 5)
-            let geometry = VisionGeometry(grid: grid ?? scale.grid, patch: scale.patch, crops: crops ?? scale.crops)
+            // The first batch of stage 2 of the scale's recipe.
+            guard var run = MultimodalRunConfig.preset(preset) else { throw ValidationError("unknown scale preset '\(preset)'") }
+            (run.grid, run.crops, run.turns, run.batchSize) = (grid ?? run.grid, crops ?? run.crops, turns ?? run.turns, batchSize)
+            let geometry = run.geometry
             let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: geometry.grid) }
             let model = MultimodalModel(encoder: VisionEncoder(geometry: geometry, features: 64, seed: 1),
                                         language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
             let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
-            let tasks = BenchmarkTask.all
-            let samples = (0..<batchSize).map { tasks[$0 % tasks.count].sample($0, split: .train, side: geometry.imageSide) }
+            let samples = run.batch(step: run.stage1Steps)
             var tokens = 0
             let before = BLAS.executedFLOPs.load(ordering: .relaxed)
             let time = Timing(reps: options.reps) { tokens = trainer.train(on: samples).tokens }

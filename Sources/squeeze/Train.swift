@@ -26,12 +26,14 @@ struct Train: ParsableCommand {
     var grid: Int?
     @Option(help: "Multimodal: crops per image, 1 (base view) to 5 (default from the preset).")
     var crops: Int?
+    @Option(help: "Multimodal: questions asked about each training image, its first and follow-ups (default from the preset).")
+    var turns: Int?
     @Option(help: "Sequences (multimodal: samples) per batch (toy default 16; multimodal default from the preset).")
     var batchSize: Int?
     @Option(help: "Shortest and longest prompt, as MIN...MAX.")
     var lengths = "4...12"
-    @Option(help: "Toy task: peak learning rate (multimodal runs take theirs from the preset).")
-    var learningRate: Float = 3e-3
+    @Option(help: "Peak learning rate (toy default 3e-3; multimodal: of stage 2, default from the preset).")
+    var learningRate: Float?
     @Option(help: "Linear warm-up steps before the cosine decay.")
     var warmup = 20
     @Option(help: "Seed for weights and data.")
@@ -54,7 +56,7 @@ struct Train: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let steps = self.steps ?? 300, batchSize = self.batchSize ?? 16
-        let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: steps, learningRate: learningRate, warmupSteps: warmup))
+        let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: steps, learningRate: learningRate ?? 3e-3, warmupSteps: warmup))
         var rng = SeededGenerator(seed: seed &+ 1)
         let progress = Progress(total: steps, label: "train")
         var log = "step,loss,grad_norm,learning_rate\n"
@@ -100,8 +102,10 @@ extension Train {
         if let batchSize { config.batchSize = batchSize }
         if let grid { config.grid = grid }
         if let crops { config.crops = crops }
+        if let turns { config.turns = turns }
+        if let learningRate { config.stage2LearningRate = learningRate }
         if let checkpointEvery { config.checkpointEvery = checkpointEvery }
-        guard (1...5).contains(config.crops), config.grid > 0 else { throw ValidationError("--crops must be 1 to 5 and --grid positive") }
+        guard (1...5).contains(config.crops), config.grid > 0, config.turns > 0 else { throw ValidationError("--crops must be 1 to 5, --grid and --turns positive") }
         if let base = finetuneFrom {
             // The base run fixes the model: shape, vision geometry and encoder seed.
             let baseConfig = try reportingBadInput { try MultimodalRun.configuration(directory: base) }

@@ -48,10 +48,69 @@ final class TaskTests: XCTestCase {
     }
 }
 
+/// Follow-up questions: other questions about the same image, answered by what was drawn.
+final class FollowUpTests: XCTestCase {
+    let side = 96
+
+    func testFollowUpsAreOtherSpellableQuestions() {
+        let tokenizer = Tokenizer()
+        var asked: [String: Int] = [:]
+        for task in BenchmarkTask.all + BenchmarkTask.probes {
+            for i in 0..<10 {
+                let s = task.sample(i, split: .train, side: side), questions = [s.question] + s.followUps.map(\.question)
+                XCTAssertEqual(Set(questions).count, questions.count, "\(task.name): a question asked twice")
+                for t in s.followUps { XCTAssertEqual(tokenizer.decode(tokenizer.encode(t.question + t.answer)), t.question + t.answer) }
+                asked[task.name, default: 0] += s.followUps.count
+            }
+        }
+        for name in ["doc-vqa", "chart-qa", "info-vqa", "pope", "count", "attribute", "grounding"] { XCTAssertGreaterThan(asked[name]!, 9, name) }
+        for name in ["text-vqa", "ocr", "doc-parse", "colour"] { XCTAssertEqual(asked[name], 0, name) }
+    }
+
+    /// The shape questions' answers agree with the shapes' centre marks on the canvas.
+    func testShapeFollowUpsAnswerWhatWasDrawn() {
+        func drawn(_ s: Sample, shape: String, colour: String? = nil) -> [Canvas.Mark] {
+            let labels = RGB.named.filter { colour == nil || $0.name == colour }.map { Canvas.label(centreOf: shape, color: $0.color) }
+            return s.image.marks.filter { labels.contains($0.label) }
+        }
+        func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
+        var popeAnswers: Set<String> = []
+        for i in 0..<20 {
+            let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
+            for t in pope.followUps {   // Is there a COLOUR SHAPE in the image?
+                let w = words(t.question)
+                XCTAssertEqual(t.answer, drawn(pope, shape: w[4], colour: w[3]).isEmpty ? "no" : "yes", t.question)
+            }
+            popeAnswers.formUnion(pope.followUps.map(\.answer))
+            let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
+            for t in count.followUps {   // How many SHAPEs are there?
+                XCTAssertEqual(t.answer, String(drawn(count, shape: String(words(t.question)[2].dropLast())).count), t.question)
+            }
+            let grounding = BenchmarkTask.named("grounding")!.sample(i, split: .train, side: side)
+            for t in grounding.followUps {   // Where is the COLOUR SHAPE? …
+                let w = words(t.question), box = t.answer.dropFirst().dropLast().split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! }
+                let centres = drawn(grounding, shape: w[4], colour: w[3])
+                XCTAssertEqual(centres.count, 1, t.question)
+                let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
+                XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
+            }
+            let attribute = BenchmarkTask.named("attribute")!.sample(i, split: .train, side: side)
+            let named = ([Turn(attribute.question, attribute.references[0])] + attribute.followUps).map { t -> String in
+                let option = t.question.range(of: "(\(t.answer)) ")!.upperBound
+                return String(t.question[option...].prefix { $0.isLetter })
+            }
+            XCTAssertEqual(Set(named).count, 1, "every turn's answer names the same colour")
+            XCTAssertEqual(attribute.followUps.count, 3)
+        }
+        XCTAssertEqual(popeAnswers, ["yes", "no"])
+    }
+}
+
 final class PromptTests: XCTestCase {
     func testTemplateAndLayout() {
-        let t = Tokenizer(), sample = BenchmarkTask.named("count")!.sample(0, split: .train, side: 64)
-        let prompt = Prompt(sample: sample, tokenizer: t)
+        var sample = BenchmarkTask.named("count")!.sample(0, split: .train, side: 64)
+        sample.followUps = []   // one turn (conversations: testConversation)
+        let t = Tokenizer(), prompt = Prompt(sample: sample, tokenizer: t)
         XCTAssertEqual(prompt.system.first, Tokenizer.bos)
         XCTAssertEqual(prompt.question.last, Tokenizer.answer)
         XCTAssertEqual(prompt.answer, t.encode(sample.references[0]) + [Tokenizer.eos])
@@ -61,5 +120,27 @@ final class PromptTests: XCTestCase {
         XCTAssertEqual(layout.count, text + 3 * 65)
         XCTAssertEqual(Prompt(sample: sample, tokenizer: t, withAnswer: false).answer, [])
         XCTAssertTrue(prompt.rendered(t, geometry: geometry).contains("<image: 3 crops × (8×8 + newline)> How many"))
+    }
+
+    /// A training prompt asks the follow-ups after the question; every answer is learned, from
+    /// its marker to its <eos>, and nothing else is; a prompt for generation asks one question.
+    func testConversation() {
+        let t = Tokenizer(), sample = BenchmarkTask.named("chart-qa")!.sample(3, split: .train, side: 64)
+        let turns = [Turn(sample.question, sample.references[0])] + sample.followUps
+        XCTAssertGreaterThan(turns.count, 1)
+        let prompt = Prompt(sample: sample, tokenizer: t)
+        XCTAssertEqual(prompt.question.count, prompt.questionTargets.count)
+        XCTAssertEqual(prompt.answer.count, prompt.answerTargets.count)
+        XCTAssertEqual(prompt.rendered(t, geometry: VisionGeometry(grid: 4, patch: 4, crops: 1)),
+                       "<bos>Answer briefly. <image: 1 crops × (4×4 + newline)>" + turns.map { " \($0.question)<answer>\($0.answer)<eos>" }.joined())
+        // Each answer's tokens and its <eos> are targets, in order, and nothing else.
+        let learned = (prompt.questionTargets + prompt.answerTargets).filter { $0 >= 0 }
+        XCTAssertEqual(learned, turns.flatMap { t.encode($0.answer) + [Tokenizer.eos] })
+        // A target is the token that follows.
+        let text = prompt.question + prompt.answer, targets = prompt.questionTargets + prompt.answerTargets
+        for (i, target) in targets.enumerated() where target >= 0 { XCTAssertEqual(text[i + 1], target) }
+        let single = Prompt(sample: sample, tokenizer: t, withAnswer: false)
+        XCTAssertEqual(single.question, t.encode(" " + sample.question) + [Tokenizer.answer])
+        XCTAssertEqual(single.questionTargets.filter { $0 >= 0 }, [])
     }
 }

@@ -35,6 +35,15 @@ final class VisionPipelineTests: XCTestCase {
         XCTAssertEqual(saliency.indices.max { saliency[$0] < saliency[$1] }, view1)
     }
 
+    /// Features carry their patch's place in the view: on a blank image every patch of a view
+    /// differs, and the same place in two views (each as blank) gives the same feature.
+    func testEncoderFeaturesCarryTheirPlaceInTheView() {
+        let encoder = VisionEncoder(geometry: geometry, features: 8, seed: 1), blank = encoder.encode(Canvas(width: 24, height: 24)).features.array
+        let patches = (0..<5 * 16).map { Array(blank[$0 * 8..<($0 + 1) * 8]) }
+        XCTAssertEqual(Set(patches[0..<16].map { $0.map(\.bitPattern) }).count, 16)
+        XCTAssertEqual(Array(patches[0..<16]), Array(patches[16..<32]))
+    }
+
     /// The encoder recognises what was drawn: the same ink as a different character, or a shape
     /// in another colour of the same luminance, gives a different feature; a character is
     /// recognised once, in the patch holding its centre; marks and labels follow the pixels
