@@ -272,17 +272,19 @@ extension BenchmarkTask {
         let drawn = (0..<3).map { _ in (rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6)))) }
         for ((shape, color), p) in zip(drawn, places(3, size: 12, side: side, &rng)) { drawShape(&c, shape, x: p.x, y: p.y, size: 12, color.color) }
         let ask = rng.nextInt(below: 2) == 0 ? rng.pick(drawn) : (rng.pick(shapes), rng.pick(Array(RGB.named.prefix(6))))
-        let present = drawn.contains { $0.0 == ask.0 && $0.1.name == ask.1.name }
+        func isDrawn(_ shape: String, _ colour: String) -> Bool { drawn.contains { $0.0 == shape && $0.1.name == colour } }
         func question(_ shape: String, _ colour: String) -> String { "Is there a \(colour) \(shape) in the image?" }
+        let present = isDrawn(ask.0, ask.1.name)
         var s = Sample(image: c, question: question(ask.0, ask.1.name), references: [present ? "yes" : "no"])
         s.label = present
-        // Alternately an object that is there and, in the next colour, one that is not.
+        // Each object drawn, then its shape in the next colour (mostly not there).
         let colours = RGB.named.prefix(6).map(\.name)
         var asked: Set<String> = [s.question]
         for (shape, colour) in drawn {
-            let other = colours[(colours.firstIndex(of: colour.name)! + 1) % colours.count]
-            for (q, a) in [(question(shape, colour.name), "yes"), (question(shape, other), drawn.contains { $0.0 == shape && $0.1.name == other } ? "yes" : "no")]
-            where asked.insert(q).inserted { s.followUps.append(Turn(q, a)) }
+            let next = colours[(colours.firstIndex(of: colour.name)! + 1) % colours.count]
+            for name in [colour.name, next] where asked.insert(question(shape, name)).inserted {
+                s.followUps.append(Turn(question(shape, name), isDrawn(shape, name) ? "yes" : "no"))
+            }
         }
         return s
     }

@@ -64,7 +64,7 @@ public struct VisionEncoder: Sendable {
         projection = (0..<features * inputs).map { _ in rng.nextNormal() * (3 / Float(inputs)).squareRoot() }
         bias = (0..<features).map { _ in rng.nextNormal() * 0.1 }
         context = (0..<4 * features * features).map { _ in rng.nextNormal() * 0.5 / Float(features).squareRoot() }
-        positions = (0..<geometry.grid * geometry.grid * features).map { _ in 0.5 * rng.nextNormal() }
+        positions = (0..<geometry.grid * geometry.grid * features).map { _ in 0.15 * rng.nextNormal() }
     }
 
     /// The fixed embedding the encoder "recognises" a label by.

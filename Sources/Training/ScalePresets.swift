@@ -14,14 +14,17 @@ extension MultimodalRunConfig {
             c = MultimodalRunConfig(preset: "tiny", variant: variant, stage1Steps: 20, stage2Steps: 80, batchSize: 8, checkpointEvery: 50, seed: seed)
             (c.grid, c.crops, c.stage1LearningRate, c.stage2LearningRate) = (4, 5, 3e-3, 3e-3)
         case "small":
-            // Patches as wide as a character's pitch (6 px), so each character is centred in its own patch.
-            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 450, batchSize: 8, checkpointEvery: 50, seed: seed)
+            // Patches as wide as a character's pitch (6 px), so each character is centred in its own
+            // patch. The decoder is narrow (128) so that twice the steps of a 256-wide one fit the
+            // budget: learning to look needs steps more than width (README, "Scale presets").
+            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 750, batchSize: 8, checkpointEvery: 50, seed: seed)
             (c.grid, c.patch, c.stage2LearningRate) = (8, 6, 1e-3)
         case "medium":
             c = MultimodalRunConfig(preset: "medium", variant: variant, stage1Steps: 300, stage2Steps: 3000, batchSize: 16, checkpointEvery: 100, seed: seed)
         default:
             return nil
         }
+        c.turns = 4   // questions asked about each training image
         return c
     }
 }
