@@ -93,9 +93,10 @@ extension Bench {
 
         func run() {
             options.compute.apply()
+            let small = LlamaConfig.presets["small"]!   // its 8 × 320-token training batch
             let allShapes = [("vicuna-7b attention projection", 2949, 4096, 4096), ("vicuna-7b ffn gate/up", 2949, 11008, 4096),
-                          ("vicuna-7b ffn down", 2949, 4096, 11008), ("small attention projection", 2560, 256, 256),
-                          ("small ffn gate/up", 2560, 1024, 256), ("small ffn down", 2560, 256, 1024)]
+                             ("vicuna-7b ffn down", 2949, 4096, 11008), ("small attention projection", 2560, small.hidden, small.hidden),
+                             ("small ffn gate/up", 2560, small.ffn, small.hidden), ("small ffn down", 2560, small.hidden, small.ffn)]
             let shapes = allShapes.filter { only.map($0.0.hasPrefix) ?? true }
             let results = shapes.map { gemmResult(name: $0.0, m: $0.1, n: $0.2, k: $0.3, reps: options.reps) }
             printResults(results, format: options.format, threads: BLAS.threads)
