@@ -69,11 +69,12 @@ final class ManifestTests: XCTestCase {
             """)
         let m = try Manifest(path: write("child.yaml", """
             extends: base.yaml
-            training: {batch_size: 3}
+            training: {batch_size: 3, turns: 2}
             sweep:
               training.steps: [5, 9]
             """))
         XCTAssertEqual(m.runs.count, 4)
+        XCTAssertTrue(m.runs.allSatisfy { $0.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil).turns == 2 })
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
         XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
         XCTAssertEqual(m.name, "child")
@@ -98,6 +99,7 @@ final class ManifestTests: XCTestCase {
         XCTAssertTrue(try error("preset: tiny\ntraining: {stepz: 3}\n").hasPrefix("m.yaml:2:12: unknown key 'stepz' in training"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {steps: many}\n").hasPrefix("m.yaml:2:19: training.steps: expected an integer"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 0}\n").contains("≥ 1, got 0"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {turns: 0}\n").hasPrefix("m.yaml:2:19: training.turns: expected an integer ≥ 1, got 0"))
         // A layer past the last (tiny has 4) and r not dividing the grid (tiny's is 4).
         XCTAssertTrue(try error("preset: tiny\nsweep:\n  variant: [baseline, 'skip-vattn@from:9']\n").hasPrefix("m.yaml:3:23: variant 'skip-vattn@from:9'"))
         XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=3)@from:1'\n").hasPrefix("m.yaml:2:10: variant 'proxyv(r=3)@from:1'"))
