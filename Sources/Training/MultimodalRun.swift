@@ -118,10 +118,12 @@ public final class MultimodalRun {
 
     /// The run configuration a file of this run was written with.
     static func savedConfig(_ file: SafetensorsFile) throws -> MultimodalRunConfig {
-        guard let json = file.metadata["squeeze.run"], let saved = try? JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)) else {
+        guard let json = file.metadata["squeeze.run"] else {
             throw RunError(file: file.path, problem: "metadata lacks the run configuration ('squeeze.run')")
         }
-        return saved
+        do { return try JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)) } catch {
+            throw RunError(file: file.path, problem: "its run configuration ('squeeze.run') is not one this Squeeze reads (written by an earlier version?): \(error)")
+        }
     }
 
     /// Every weight of the model from a file of this run (or, finetuning, every weight but the
