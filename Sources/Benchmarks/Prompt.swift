@@ -21,22 +21,18 @@ public struct Prompt: Sendable {
     public init(sample: Sample, tokenizer: Tokenizer, withAnswer: Bool = true) {
         system = [Tokenizer.bos] + tokenizer.encode(Prompt.system)
         let turns = withAnswer ? [Turn(sample.question, sample.references[0])] + sample.followUps : [Turn(sample.question, "")]
-        var conversation: [Int32] = [], targets: [Int32] = []
-        var answer: [Int32] = [], answerTargets: [Int32] = []
-        for (i, turn) in turns.enumerated() {
+        var tokens: [Int32] = [], targets: [Int32] = [], lastAnswer = 0
+        for turn in turns {
             let asked = tokenizer.encode(" " + turn.question) + [Tokenizer.answer]
             let answered = withAnswer ? tokenizer.encode(turn.answer) + [Tokenizer.eos] : []
-            conversation += asked
-            targets += Array(repeating: -1, count: asked.count - 1) + [answered.first ?? -1]
-            let answeredTargets = Array(answered.dropFirst()) + (answered.isEmpty ? [] : [-1])
-            if i == turns.count - 1 {
-                (answer, answerTargets) = (answered, answeredTargets)
-            } else {
-                conversation += answered
-                targets += answeredTargets
-            }
+            // The marker and each answer token predict the token after them; <eos> predicts nothing.
+            targets += Array(repeating: -1, count: asked.count - 1) + answered + [-1]
+            tokens += asked
+            lastAnswer = tokens.count
+            tokens += answered
         }
-        (question, questionTargets, self.answer, self.answerTargets) = (conversation, targets, answer, answerTargets)
+        (question, answer) = (Array(tokens[..<lastAnswer]), Array(tokens[lastAnswer...]))
+        (questionTargets, answerTargets) = (Array(targets[..<lastAnswer]), Array(targets[lastAnswer...]))
     }
 
     /// The token layout of this prompt over an image seen as `geometry.crops` crops.
