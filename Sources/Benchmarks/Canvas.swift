@@ -26,6 +26,9 @@ public struct Canvas: Equatable, Sendable {
     /// The things drawn that a pretrained encoder would recognise as such — each character and
     /// each shape — at the pixel of their centre (the encoder sees them in the patch holding it).
     public private(set) var marks: [Mark] = []
+    /// The image in words, in drawing order: each text drawn, each shape described, each named
+    /// colour filled. Language pretraining reads this in place of the image (see `Prompt`).
+    public private(set) var caption: [String] = []
 
     public struct Mark: Equatable, Sendable {
         public let label: UInt32
@@ -82,7 +85,11 @@ public struct Canvas: Equatable, Sendable {
         guard x0 < x1, y0 < y1 else { return }
         let l = label ?? Canvas.label(color: color)
         for yy in y0..<y1 { for xx in x0..<x1 { paint(xx, yy, color, l) } }
+        if label == nil, let name = RGB.named.first(where: { $0.color == color && Canvas.label(color: color) != 0 })?.name { describe(name) }
     }
+
+    /// Adds words to the caption (a shape's drawer names it; fills and text describe themselves).
+    public mutating func describe(_ words: String) { caption.append(words) }
 
     public mutating func disc(centerX cx: Int, centerY cy: Int, radius r: Int, _ color: RGB, label: UInt32? = nil) {
         let l = label ?? Canvas.label(color: color)
@@ -110,6 +117,7 @@ public struct Canvas: Equatable, Sendable {
     @discardableResult
     public mutating func text(_ s: String, x: Int, y: Int, scale: Int = 1, _ color: RGB = .black) -> Int {
         var cursor = x
+        describe(s.uppercased())   // as drawn: the font has capitals only
         for c in s {
             for gy in 0..<BitmapFont.height { for gx in 0..<BitmapFont.width where BitmapFont.ink(c, x: gx, y: gy) {
                 fill(x: cursor + gx * scale, y: y + gy * scale, width: scale, height: scale, color, label: 0)

@@ -17,11 +17,17 @@ public struct Prompt: Sendable {
     /// answer marker predicts its answer's first token, each answer token the next, up to <eos>.
     public let questionTargets: [Int32], answerTargets: [Int32]
 
+    /// Whether the image is in the prompt; if not, its caption is, as text before the first
+    /// question (language pretraining: the decoder learns to answer from text before it sees images).
+    public let seesImage: Bool
+
     /// With the answer, the sample's follow-up turns are asked too; without it only its question.
-    public init(sample: Sample, tokenizer: Tokenizer, withAnswer: Bool = true) {
+    public init(sample: Sample, tokenizer: Tokenizer, withAnswer: Bool = true, seesImage: Bool = true) {
         system = [Tokenizer.bos] + tokenizer.encode(Prompt.system)
+        self.seesImage = seesImage
         let turns = withAnswer ? [Turn(sample.question, sample.references[0])] + sample.followUps : [Turn(sample.question, "")]
-        var tokens: [Int32] = [], targets: [Int32] = [], lastAnswer = 0
+        var tokens = seesImage ? [] : tokenizer.encode(" " + sample.image.caption.joined(separator: " "))
+        var targets = [Int32](repeating: -1, count: tokens.count), lastAnswer = 0
         for turn in turns {
             let asked = tokenizer.encode(" " + turn.question) + [Tokenizer.answer]
             let answered = withAnswer ? tokenizer.encode(turn.answer) + [Tokenizer.eos] : []
@@ -37,13 +43,13 @@ public struct Prompt: Sendable {
 
     /// The token layout of this prompt over an image seen as `geometry.crops` crops.
     public func layout(_ geometry: VisionGeometry) -> TokenLayout {
-        TokenLayout(grid: geometry.grid, crops: geometry.crops, system: system.count, question: question.count, answer: answer.count)
+        TokenLayout(grid: geometry.grid, crops: seesImage ? geometry.crops : 0, system: system.count, question: question.count, answer: answer.count)
     }
 
     /// The prompt as text, the image shown as a placeholder.
     public func rendered(_ tokenizer: Tokenizer, geometry: VisionGeometry) -> String {
         let conversation = question.split(separator: Tokenizer.eos, omittingEmptySubsequences: false).map { tokenizer.decode(Array($0)) }
-        return tokenizer.decode(system) + " <image: \(geometry.crops) crops × (\(geometry.grid)×\(geometry.grid) + newline)>"
+        return tokenizer.decode(system) + (seesImage ? " <image: \(geometry.crops) crops × (\(geometry.grid)×\(geometry.grid) + newline)>" : "")
             + conversation.joined(separator: "<eos>") + tokenizer.decode(answer) + (answer.isEmpty ? "" : "<eos>")
     }
 }

@@ -9,6 +9,8 @@ public enum Split: String, CaseIterable, Codable, Sendable {
 
 /// One benchmark question about a rendered image.
 public struct Sample: Sendable {
+    /// The task that drew it.
+    public internal(set) var task = ""
     public let image: Canvas
     public let question: String
     /// Reference answers (TextVQA-style tasks have ten); the first is the training target.
@@ -89,7 +91,8 @@ public struct BenchmarkTask: Sendable {
     public func sample(_ index: Int, split: Split, side: Int) -> Sample {
         var rng = SeededGenerator(seed: stableHash("\(name)/\(split.rawValue)/\(index)"))
         while true {
-            let s = make(&rng, side)
+            var s = make(&rng, side)
+            s.task = name
             if Int(stableHash(s.question + "|" + s.references[0] + "|" + s.image.fingerprint) % 3) == split.index { return s }
         }
     }
@@ -169,6 +172,7 @@ private func clutter(_ c: inout Canvas, _ rng: inout SeededGenerator, amount: In
 
 private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size: Int, _ color: RGB) {
     let label = Canvas.label(shape: shape, color: color)
+    c.describe("\(RGB.named.first { $0.color == color }!.name) \(shape)")
     c.mark(Canvas.label(centreOf: shape, color: color), x: x + size / 2, y: y + size / 2)
     switch shape {
     case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color, label: label)

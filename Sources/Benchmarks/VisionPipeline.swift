@@ -1,13 +1,15 @@
 import Foundation
 import Kernels
 
-/// How images become vision tokens: an image of 2S×2S pixels (S = grid · patch) is seen as a
-/// base view (the whole image resized to S×S) plus up to four sub-crops (its quadrants at full
-/// detail), AnyRes-like; each view is cut into grid×grid patches of patch×patch pixels.
+/// How images become vision tokens: with AnyRes crops (2 to 5), an image of 2S×2S pixels
+/// (S = grid · patch) is seen as a base view (the whole image resized to S×S) plus up to four
+/// sub-crops (its quadrants at full detail), as LLaVA-NeXT sees it; with one crop, an image of
+/// S×S pixels is seen whole at full detail, as LLaVA-1.5 sees it. Each view is cut into
+/// grid×grid patches of patch×patch pixels.
 public struct VisionGeometry: Equatable, Sendable, Codable {
     public let grid: Int
     public let patch: Int
-    /// Views per image: 1 (base only) to 5 (base and four quadrants).
+    /// Views per image: 1 (the image itself) or 2 to 5 (base and up to four quadrants).
     public let crops: Int
 
     public init(grid: Int, patch: Int, crops: Int) {
@@ -18,11 +20,12 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
     /// Side of one view in pixels.
     public var viewSide: Int { grid * patch }
     /// Side of the image the tasks draw, in pixels.
-    public var imageSide: Int { 2 * viewSide }
+    public var imageSide: Int { crops == 1 ? viewSide : 2 * viewSide }
 
-    /// The views of an image: base first, then the quadrants in raster order.
+    /// The views of an image: the image itself, or the base view, then the quadrants in raster order.
     public func views(of image: Canvas) -> [Canvas] {
         precondition(image.width == imageSide && image.height == imageSide, "images are \(imageSide)×\(imageSide)")
+        if crops == 1 { return [image] }
         let s = viewSide
         let quadrants = [(0, 0), (s, 0), (0, s), (s, s)].map { image.cropped(x: $0.0, y: $0.1, width: s, height: s) }
         return Array(([image.downsampled(width: s, height: s)] + quadrants).prefix(crops))

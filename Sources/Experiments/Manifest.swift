@@ -169,6 +169,7 @@ struct Draft {
         "mode": Field { v, d in d.spec.mode = try v.choice(RunMode.self) },
         "seed": Field { v, d in d.spec.seed = UInt64(try v.integer(atLeast: 0)) },
         "baseline": Field { v, d in d.baseline = try v.string(expected: "the name of a baseline") },
+        "training.language_steps": Field { v, d in d.spec.languageSteps = try v.integer(atLeast: 0) },
         "training.stage1_steps": Field { v, d in d.spec.stage1Steps = try v.integer(atLeast: 0) },
         "training.steps": Field { v, d in d.spec.steps = try v.integer(atLeast: 1) },
         "training.batch_size": Field { v, d in d.spec.batchSize = try v.integer(atLeast: 1) },

@@ -73,14 +73,15 @@ public struct RunExecutor {
         return training
     }
 
-    /// The training log's columns (step, stage, loss, grad_norm, learning_rate) as arrays.
+    /// The training log's columns (step, stage, loss, grad_norm, learning_rate, each task's loss;
+    /// NaN where a step had none of the task) as arrays.
     private func trainingCurves(directory: String) -> [String: [Double]] {
         guard let text = try? String(contentsOfFile: (directory as NSString).appendingPathComponent("train_log.csv"), encoding: .utf8) else { return [:] }
         let lines = text.split(separator: "\n")
         guard let header = lines.first?.split(separator: ",").map(String.init) else { return [:] }
         var columns = Dictionary(uniqueKeysWithValues: header.map { ($0, [Double]()) })
         for line in lines.dropFirst() {
-            for (name, value) in zip(header, line.split(separator: ",")) { columns[name]!.append(Double(value) ?? .nan) }
+            for (name, value) in zip(header, line.split(separator: ",", omittingEmptySubsequences: false)) { columns[name]!.append(Double(value) ?? .nan) }
         }
         return columns
     }

@@ -20,7 +20,7 @@ public struct RunRecord {
     public var accounting: AccountingRecord
     /// Wall-clock seconds: train, evaluate, mean prefill and mean whole answer per sample.
     public var timing: [String: Double] = [:]
-    /// Per optimisation step: step, loss, grad_norm, learning_rate.
+    /// Per optimisation step: step, stage, loss, grad_norm, learning_rate and each task's loss.
     public var curves: [String: [Double]] = [:]
 
     public init(id: String, config: String, model: String, variant: String, mode: String, seed: UInt64, baselineID: String? = nil,

@@ -21,7 +21,7 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     public var variant: String
     public var mode: RunMode
     public var seed: UInt64
-    public var stage1Steps: Int, steps: Int, batchSize: Int, turns: Int
+    public var languageSteps: Int, stage1Steps: Int, steps: Int, batchSize: Int, turns: Int
     public var stage1LearningRate: Double, learningRate: Double
     public var grid: Int, crops: Int
     public var benchmarks: [String]
@@ -30,13 +30,13 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     /// What code made the run's results: bumped whenever Squeeze changes what a run would give
     /// (the encoder stand-in, a task, the loss), so that an earlier run is not taken as complete.
     public var generation = RunSpec.generation
-    public static let generation = 4
+    public static let generation = 5
 
     /// A run of a scale preset with the preset's recipe and geometry.
     public init?(preset: String) {
         guard let c = MultimodalRunConfig.preset(preset) else { return nil }
         self.preset = preset; variant = "baseline"; mode = .full; seed = c.seed
-        stage1Steps = c.stage1Steps; steps = c.stage2Steps; batchSize = c.batchSize; turns = c.turns
+        languageSteps = c.languageSteps; stage1Steps = c.stage1Steps; steps = c.stage2Steps; batchSize = c.batchSize; turns = c.turns
         // Through the shortest decimal form, so 3e-3 is 0.003 in the configuration, not 0.0030000000261.
         stage1LearningRate = Double("\(c.stage1LearningRate)")!; learningRate = Double("\(c.stage2LearningRate)")!
         grid = c.grid; crops = c.crops
@@ -63,7 +63,8 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     /// The training run's configuration (TF runs train nothing).
     public func trainingConfig(checkpointEvery: Int, finetuneFrom: String?) -> MultimodalRunConfig {
         var c = MultimodalRunConfig.preset(preset, variant: variant, seed: seed)!
-        (c.stage1Steps, c.stage2Steps, c.batchSize, c.turns) = (mode == .ft ? 0 : stage1Steps, steps, batchSize, turns)
+        (c.languageSteps, c.stage1Steps) = mode == .ft ? (0, 0) : (languageSteps, stage1Steps)
+        (c.stage2Steps, c.batchSize, c.turns) = (steps, batchSize, turns)
         (c.stage1LearningRate, c.stage2LearningRate) = (Float(stage1LearningRate), Float(learningRate))
         (c.grid, c.crops, c.checkpointEvery, c.finetuneFrom) = (grid, crops, checkpointEvery, finetuneFrom)
         return c

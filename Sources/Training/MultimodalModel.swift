@@ -43,6 +43,14 @@ public final class MultimodalModel {
                                language: GraphModel(decoder: language.decoder, graph: graph, modules: modules))
     }
 
+    /// The decoder under the baseline graph: what reads text-only prompts (language pretraining
+    /// is the same for every variant, as every variant of the paper starts from the same LLM).
+    public private(set) lazy var textOnly: GraphModel = {
+        let c = language.config
+        let graph = try! LayerGraph(spec: VariantSpec("baseline"), layers: c.layers, hidden: c.hidden, grid: geometry.grid)
+        return GraphModel(decoder: language.decoder, graph: graph, modules: VariantModules(graph: graph, hidden: c.hidden, seed: 0))
+    }()
+
     public var geometry: VisionGeometry { encoder.geometry }
     public var parameters: [Parameter] { projector.parameters + [newline] + language.parameters }
     public func zeroGradients() { for p in parameters { p.grad.zero() } }
@@ -70,17 +78,18 @@ public final class MultimodalPass {
     public let prompt: Prompt
     public let layout: TokenLayout
     public let pass: GraphPass
-    private let projectorTape: Projector.Tape
+    private let projectorTape: Projector.Tape?
     private let textIDs: [LayoutToken: Int32]
 
     /// With `withAnswer` the answer is part of the input and carries the loss (training);
-    /// without it the pass is the prefill of a generation.
-    public init(model: MultimodalModel, sample: Sample, withAnswer: Bool) {
+    /// without it the pass is the prefill of a generation. Without `seesImage` the image's
+    /// caption stands in its place and the decoder reads it under the baseline graph.
+    public init(model: MultimodalModel, sample: Sample, withAnswer: Bool, seesImage: Bool = true) {
         self.model = model
-        prompt = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: withAnswer)
+        prompt = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: withAnswer, seesImage: seesImage)
         layout = prompt.layout(model.geometry)
-        let (features, saliency) = model.encoder.encode(sample.image)
-        let (vision, tape) = model.projector.forward(features)
+        let (features, saliency) = seesImage ? model.encoder.encode(sample.image) : (Tensor(shape: [0, model.encoder.features]), [])
+        let (vision, tape) = seesImage ? model.projector.forward(features) : (Tensor(shape: [0, model.language.config.hidden]), nil)
         projectorTape = tape
         let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
         let embedding = model.language.decoder.embedding.value
@@ -107,7 +116,7 @@ public final class MultimodalPass {
             if target >= 0 { targets[token] = target }
         }
         textIDs = ids
-        pass = GraphPass(model: model.language, layout: layout, inputs: inputs, targets: targets, saliency: salient,
+        pass = GraphPass(model: seesImage ? model.language : model.textOnly, layout: layout, inputs: inputs, targets: targets, saliency: salient,
                          keepsForBackward: withAnswer)
     }
 
@@ -131,7 +140,7 @@ public final class MultimodalPass {
             }
             for j in 0..<d { destination[j] += source[j] }
         }
-        _ = model.projector.backward(dVision, tape: projectorTape)
+        if let projectorTape { _ = model.projector.backward(dVision, tape: projectorTape) }
     }
 
     /// Greedy answer after this (answer-less) prefill, up to `maxTokens` tokens or <eos>.
@@ -170,24 +179,25 @@ public final class MultimodalTrainer {
 
     /// One step on `samples`; returns their loss before the update (see `accumulateGradients`).
     @discardableResult
-    public func train(on samples: [Sample]) -> StepReport {
-        let (loss, tokens) = accumulateGradients(samples)
+    public func train(on samples: [Sample], seeingImages: Bool = true) -> StepReport {
+        let (losses, tokens) = accumulateGradients(samples, seeingImages: seeingImages)
         let index = step, (norm, rate) = optimization.update()
-        return StepReport(step: index, loss: loss, gradientNorm: norm, learningRate: rate, tokens: tokens)
+        return StepReport(step: index, loss: losses.reduce(0, +) / Float(losses.count), gradientNorm: norm, learningRate: rate,
+                          tokens: tokens, sampleLosses: losses)
     }
 
-    /// The gradient of the batch's loss into the model's gradients; returns that loss and the
-    /// tokens processed. The loss is the mean over samples of each answer's mean token loss: every
+    /// The gradient of the batch's loss into the model's gradients; returns each sample's loss
+    /// and the tokens processed. The loss is the mean over samples of each answer's mean token loss: every
     /// sample weighs the same, so that a page's transcription (fifty tokens) does not drown the
     /// one-token answers of counting, POPE or multiple choice, as a mean over tokens would.
-    public func accumulateGradients(_ samples: [Sample]) -> (loss: Float, tokens: Int) {
+    public func accumulateGradients(_ samples: [Sample], seeingImages: Bool = true) -> (losses: [Float], tokens: Int) {
         let shards = (0..<replicas.count).map { s in Array(stride(from: s, to: samples.count, by: replicas.count)) }
         var passes = [MultimodalPass?](repeating: nil, count: samples.count)
         passes.withUnsafeMutableBufferPointer { slots in   // shards fill disjoint slots
             Parallel.forEach(replicas.count) { s, _ in
                 replicas[s].zeroGradients()
                 for i in shards[s] {
-                    slots[i] = MultimodalPass(model: replicas[s], sample: samples[i], withAnswer: true)
+                    slots[i] = MultimodalPass(model: replicas[s], sample: samples[i], withAnswer: true, seesImage: seeingImages)
                     slots[i]!.forward()
                 }
             }
@@ -197,8 +207,7 @@ public final class MultimodalTrainer {
             for i in shards[s] { done[i].backward(normalizer: max(1, done[i].pass.countedTargets) * samples.count) }
         }
         addReplicaGradients(into: model.parameters, from: replicas.dropFirst().map(\.parameters))
-        let loss = done.reduce(0.0) { $0 + $1.pass.lossSum / Double(max(1, $1.pass.countedTargets)) } / Double(samples.count)
-        return (Float(loss), done.reduce(0) { $0 + $1.layout.count })
+        return (done.map { Float($0.pass.lossSum / Double(max(1, $0.pass.countedTargets))) }, done.reduce(0) { $0 + $1.layout.count })
     }
 }
 

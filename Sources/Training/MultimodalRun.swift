@@ -9,11 +9,14 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public var preset: String
     public var variant: String
     public var grid = 8, patch = 4, crops = 5, features = 64
+    /// Language pretraining ("stage 0"), the stand-in for the pretrained LLM the paper starts
+    /// from: the decoder learns the task mix from each image's caption, without the image.
+    public var languageSteps = 0
     public var stage1Steps: Int, stage2Steps: Int, batchSize: Int
     /// Questions asked about each training image: its first and up to `turns − 1` follow-ups.
     public var turns = 1
     /// Stage 1 trains the projector, newline and the variant's modules; stage 2 everything.
-    public var stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
+    public var languageLearningRate: Float = 1e-3, stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
     public var checkpointEvery: Int
     public var seed: UInt64
     /// FT: the run directory whose trained weights this run starts from (the variant's new
@@ -25,21 +28,25 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
         self.batchSize = batchSize; self.checkpointEvery = checkpointEvery; self.seed = seed
     }
 
-    public var totalSteps: Int { stage1Steps + stage2Steps }
+    public var totalSteps: Int { languageSteps + stage1Steps + stage2Steps }
+
+    /// The stage a step belongs to: 0 (language pretraining), 1 or 2.
+    public func stage(at step: Int) -> Int { step < languageSteps ? 0 : step < languageSteps + stage1Steps ? 1 : 2 }
     public var geometry: VisionGeometry { VisionGeometry(grid: grid, patch: patch, crops: crops) }
 
-    /// The paper's recipe, scaled down: cosine with 3 % warm-up; stage 1 leaves the decoder at rate 0.
-    func recipe(stage: Int) -> TrainingRecipe {
-        let steps = stage == 1 ? stage1Steps : stage2Steps
-        return TrainingRecipe(steps: steps, learningRate: stage == 1 ? stage1LearningRate : stage2LearningRate,
-                              groupLearningRates: stage == 1 ? ["decoder": 0] : [:], warmupSteps: max(1, steps * 3 / 100),
+    /// The paper's recipe, scaled down: cosine with 3 % warm-up; stage 1 leaves the decoder at
+    /// rate 0; stage 0 trains the decoder alone (nothing else is in a text-only pass).
+    public func recipe(stage: Int) -> TrainingRecipe {
+        let (steps, rate) = [(languageSteps, languageLearningRate), (stage1Steps, stage1LearningRate), (stage2Steps, stage2LearningRate)][stage]
+        let frozen = [["projector", "variant"], ["decoder"], []][stage]
+        return TrainingRecipe(steps: steps, learningRate: rate, groupLearningRates: Dictionary(uniqueKeysWithValues: frozen.map { ($0, 0) }), warmupSteps: max(1, steps * 3 / 100),
                               adam: .init(weightDecay: 0))
     }
 
-    /// Stage 1 reads text from images (transcription); stage 2 is the whole task mix, the easy
-    /// probes included.
+    /// Stage 1 reads text from images (transcription); stages 0 and 2 are the whole task mix,
+    /// the easy probes included (stage 0 reads each image's caption instead).
     public func batch(step: Int) -> [Sample] {
-        let tasks = step < stage1Steps ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all + BenchmarkTask.probes
+        let tasks = stage(at: step) == 1 ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all + BenchmarkTask.probes
         return (step * batchSize..<(step + 1) * batchSize).map { i in
             var sample = tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
             sample.followUps = Array(sample.followUps.prefix(turns - 1))
@@ -76,7 +83,8 @@ public final class MultimodalRun {
     /// Trains to the end, resuming from a checkpoint if there is one; `report` sees every step.
     public func train(report: (StepReport) -> Void = { _ in }) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var step = 0, log = "step,stage,loss,grad_norm,learning_rate\n"
+        let tasks = (BenchmarkTask.all + BenchmarkTask.probes).map(\.name)
+        var step = 0, log = "step,stage,loss,grad_norm,learning_rate," + tasks.map { "loss_" + $0 }.joined(separator: ",") + "\n"
         var trainer: MultimodalTrainer?
         if let base = config.finetuneFrom, !FileManager.default.fileExists(atPath: checkpointPath) {
             try fillWeights(from: SafetensorsFile(path: (base as NSString).appendingPathComponent("model.safetensors")), skippingNewModules: true)
@@ -84,18 +92,21 @@ public final class MultimodalRun {
         if FileManager.default.fileExists(atPath: checkpointPath) {
             let (saved, state, savedStep) = try loadCheckpoint()
             step = savedStep
-            trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: step < config.stage1Steps ? 1 : 2))
+            trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: config.stage(at: step)))
             try trainer!.optimization.optimizer.restore(tensors: state, step: saved)
             log = (try? String(contentsOfFile: logPath, encoding: .utf8))
                 .map { $0.split(separator: "\n").prefix(step + 1).joined(separator: "\n") + "\n" } ?? log
         }
         while step < config.totalSteps {
-            if step == config.stage1Steps || trainer == nil {
-                trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: step < config.stage1Steps ? 1 : 2))
+            let stage = config.stage(at: step)
+            if trainer == nil || step > 0 && config.stage(at: step - 1) != stage {
+                trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: stage))
             }
-            let r = trainer!.train(on: config.batch(step: step))
+            let batch = config.batch(step: step), r = trainer!.train(on: batch, seeingImages: stage > 0)
             step += 1
-            log += "\(step - 1),\(step <= config.stage1Steps ? 1 : 2),\(r.loss),\(r.gradientNorm),\(r.learningRate)\n"
+            // Each task's mean loss in the step (empty where the batch had none of it).
+            let byTask = Dictionary(grouping: zip(batch, r.sampleLosses), by: \.0.task).mapValues { $0.map(\.1).reduce(0, +) / Float($0.count) }
+            log += "\(step - 1),\(stage),\(r.loss),\(r.gradientNorm),\(r.learningRate)," + tasks.map { byTask[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
             report(StepReport(step: step - 1, loss: r.loss, gradientNorm: r.gradientNorm, learningRate: r.learningRate, tokens: r.tokens))
             if step % max(1, config.checkpointEvery) == 0 || step == config.totalSteps {
                 try log.write(toFile: logPath, atomically: true, encoding: .utf8)

@@ -27,6 +27,8 @@ public struct TrainingRecipe: Codable, Equatable, Sendable {
 /// What one step reports.
 public struct StepReport: Sendable {
     public let step: Int, loss: Float, gradientNorm: Float, learningRate: Float, tokens: Int
+    /// Each sample's loss (multimodal steps), in batch order.
+    public var sampleLosses: [Float] = []
 }
 
 /// The update that ends every training step: global-norm clipping, then AdamW at the scheduled

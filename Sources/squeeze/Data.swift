@@ -27,6 +27,7 @@ struct DataCommand: ParsableCommand {
             let geometry = VisionGeometry(grid: side / 8, patch: 4, crops: 5)
             print("task \(task.name) (\(task.metric.rawValue)), \(split.rawValue) #\(index)")
             print("prompt: " + Prompt(sample: sample, tokenizer: Tokenizer()).rendered(Tokenizer(), geometry: geometry))
+            print("caption (language pretraining reads it instead of the image): " + sample.image.caption.joined(separator: " "))
             print("references: " + sample.references.map { "\"\($0)\"" }.joined(separator: ", "))
             if let png {
                 do { try sample.image.png().write(to: URL(fileURLWithPath: png)) }

@@ -16,6 +16,8 @@ struct Train: ParsableCommand {
     var steps: Int?
     @Option(help: "Multimodal: variant in the text form, e.g. 'proxyv(r=4)@from:4'.")
     var variant = "baseline"
+    @Option(help: "Multimodal: steps of language pretraining (the decoder reads each image's caption, not the image; default from the preset, FT 0).")
+    var languageSteps: Int?
     @Option(name: .customLong("stage1-steps"), help: "Multimodal: steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default from the preset, FT 0).")
     var stage1Steps: Int?
     @Option(help: "Multimodal: write a resumable checkpoint every this many steps.")
@@ -90,7 +92,7 @@ func presetConfig(_ name: String) throws -> LlamaConfig {
 }
 
 extension Train {
-    /// The multimodal run: stage 1 then stage 2 on the benchmark mix, resumable from `--out`.
+    /// The multimodal run: language pretraining, stage 1, then stage 2 on the benchmark mix, resumable from `--out`.
     func trainMultimodal() throws {
         if initFrom != nil { throw ValidationError("--init-from works with --task; multimodal runs start from --seed (or resume from --out)") }
         let name = preset ?? "small"
@@ -99,6 +101,7 @@ extension Train {
         }
         if let steps { config.stage2Steps = steps }
         if let stage1Steps { config.stage1Steps = stage1Steps }
+        if let languageSteps { config.languageSteps = languageSteps }
         if let batchSize { config.batchSize = batchSize }
         if let grid { config.grid = grid }
         if let crops { config.crops = crops }
@@ -112,6 +115,7 @@ extension Train {
             (config.preset, config.grid, config.patch, config.crops, config.features, config.seed) =
                 (baseConfig.preset, baseConfig.grid, baseConfig.patch, baseConfig.crops, baseConfig.features, baseConfig.seed)
             config.stage1Steps = stage1Steps ?? 0
+            config.languageSteps = languageSteps ?? 0
             config.finetuneFrom = base
         }
         _ = try presetConfig(config.preset)
@@ -123,7 +127,7 @@ extension Train {
             try run.train { r in
                 recent = Array((recent + [r.loss]).suffix(10))
                 tokens += r.tokens
-                progress.update(done: r.step + 1, status: String(format: "stage %d loss %.4f, %.0f tokens/s", r.step < config.stage1Steps ? 1 : 2,
+                progress.update(done: r.step + 1, status: String(format: "stage %d loss %.4f, %.0f tokens/s", config.stage(at: r.step),
                                                                   recent.reduce(0, +) / Float(recent.count), Double(tokens) / Date().timeIntervalSince(start)))
             }
         }

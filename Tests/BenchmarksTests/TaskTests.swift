@@ -104,6 +104,30 @@ final class FollowUpTests: XCTestCase {
         }
         XCTAssertEqual(popeAnswers, ["yes", "no"])
     }
+    /// A caption tells what was drawn: every text, every shape by colour and kind, every colour
+    /// filled; it holds each answer a question about text asks for.
+    func testCaptionsTellWhatWasDrawn() {
+        for i in 0..<20 {
+            for name in ["doc-vqa", "chart-qa", "info-vqa", "text-vqa", "ocr", "doc-parse"] {
+                let s = BenchmarkTask.named(name)!.sample(i, split: .train, side: side), caption = s.image.caption.joined(separator: " ")
+                for answer in [s.references[0]] + s.followUps.map(\.answer) { XCTAssertTrue(caption.contains(answer), "\(name): '\(answer)' not in '\(caption)'") }
+            }
+            let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
+            let objects = pope.image.caption
+            XCTAssertEqual(objects.count, 3)
+            for t in [Turn(pope.question, pope.references[0])] + pope.followUps {   // Is there a COLOUR SHAPE in the image?
+                let w = t.question.split(separator: " ")
+                XCTAssertEqual(objects.contains("\(w[3]) \(w[4])"), t.answer == "yes", t.question)
+            }
+            let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
+            for t in [Turn(count.question, count.references[0])] + count.followUps {   // How many SHAPEs are there?
+                let shape = String(t.question.split(separator: " ")[2].dropLast())
+                XCTAssertEqual(String(count.image.caption.filter { $0.hasSuffix(" " + shape) }.count), t.answer, t.question)
+            }
+            let colour = BenchmarkTask.named("colour")!.sample(i, split: .train, side: side)
+            XCTAssertEqual(colour.image.caption, colour.references)
+        }
+    }
 }
 
 final class PromptTests: XCTestCase {
@@ -120,6 +144,20 @@ final class PromptTests: XCTestCase {
         XCTAssertEqual(layout.count, text + 3 * 65)
         XCTAssertEqual(Prompt(sample: sample, tokenizer: t, withAnswer: false).answer, [])
         XCTAssertTrue(prompt.rendered(t, geometry: geometry).contains("<image: 3 crops × (8×8 + newline)> How many"))
+    }
+
+    /// Language pretraining's prompt: the image's caption, then the same conversation, and no
+    /// vision tokens.
+    func testCaptionInPlaceOfTheImage() {
+        let t = Tokenizer(), sample = BenchmarkTask.named("doc-vqa")!.sample(1, split: .train, side: 64)
+        let seeing = Prompt(sample: sample, tokenizer: t), reading = Prompt(sample: sample, tokenizer: t, seesImage: false)
+        let caption = t.encode(" " + sample.image.caption.joined(separator: " "))
+        XCTAssertEqual(reading.question, caption + seeing.question)
+        XCTAssertEqual(reading.questionTargets, Array(repeating: -1, count: caption.count) + seeing.questionTargets)
+        XCTAssertEqual(reading.answer, seeing.answer)
+        let layout = reading.layout(VisionGeometry(grid: 4, patch: 4, crops: 2))
+        XCTAssertEqual(layout.rows(of: [.vision, .newline]), [])
+        XCTAssertEqual(layout.count, reading.system.count + reading.question.count + reading.answer.count)
     }
 
     /// A training prompt asks the follow-ups after the question; every answer is learned, from

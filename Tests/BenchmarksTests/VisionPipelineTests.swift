@@ -13,7 +13,11 @@ final class VisionPipelineTests: XCTestCase {
         XCTAssertEqual(views[0], image.downsampled(width: 12, height: 12))
         XCTAssertEqual(views[2], Canvas(width: 12, height: 12).with { $0.fill(x: 0, y: 0, width: 12, height: 12, .black) })
         XCTAssertEqual(views[1], Canvas(width: 12, height: 12), "top-left is blank")
-        XCTAssertEqual(VisionGeometry(grid: 4, patch: 3, crops: 1).views(of: image).count, 1)
+        XCTAssertEqual(VisionGeometry(grid: 4, patch: 3, crops: 2).views(of: image), Array(views.prefix(2)))
+        // One crop: the image is the view, at full detail.
+        let single = VisionGeometry(grid: 8, patch: 3, crops: 1)
+        XCTAssertEqual(single.imageSide, 24)
+        XCTAssertEqual(single.views(of: image), [image])
     }
 
     func testEncoderIsSeededContextualAndSalient() {

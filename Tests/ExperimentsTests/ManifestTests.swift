@@ -69,12 +69,16 @@ final class ManifestTests: XCTestCase {
             """)
         let m = try Manifest(path: write("child.yaml", """
             extends: base.yaml
-            training: {batch_size: 3, turns: 2}
+            training: {batch_size: 3, turns: 2, language_steps: 7}
             sweep:
               training.steps: [5, 9]
             """))
         XCTAssertEqual(m.runs.count, 4)
-        XCTAssertTrue(m.runs.allSatisfy { $0.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil).turns == 2 })
+        let configs = m.runs.map { $0.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil) }
+        XCTAssertTrue(configs.allSatisfy { $0.turns == 2 && $0.languageSteps == 7 })
+        var ft = m.runs[0].spec
+        ft.mode = .ft
+        XCTAssertEqual(ft.trainingConfig(checkpointEvery: 1, finetuneFrom: "b").languageSteps, 0, "FT starts from a trained baseline")
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
         XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
         XCTAssertEqual(m.name, "child")

@@ -91,6 +91,28 @@ final class MultimodalTests: XCTestCase {
 
     /// End to end on the `tiny` scale: a few hundred steps on the task built to be easy (the
     /// colour of a large rectangle, six answers) lower the loss and answer far above chance (1/6).
+    /// Language pretraining reads captions through the baseline graph: it trains the same decoder
+    /// whatever the variant, and nothing but the decoder.
+    func testLanguagePretrainingIsTheSameForEveryVariant() throws {
+        let samples = (0..<3).map { BenchmarkTask.named("doc-vqa")!.sample($0, split: .train, side: geometry.imageSide) }
+        let (baseline, proxy) = (try model("baseline"), try model("proxyv-learned(n=2)@from:1"))
+        let projector = proxy.projector.parameters.map(\.value.array)
+        var run = MultimodalRunConfig.preset("tiny")!
+        (run.languageSteps, run.stage1Steps, run.stage2Steps, run.languageLearningRate) = (3, 3, 3, 1e-2)
+        var recipe = run.recipe(stage: 0)
+        recipe.adam.weightDecay = 0.1   // decay too spares what the stage does not train
+        for m in [baseline, proxy] {
+            let trainer = MultimodalTrainer(model: m, recipe: recipe)
+            for _ in 0..<3 { trainer.train(on: samples, seeingImages: false) }
+        }
+        XCTAssertEqual(proxy.language.decoder.parameters.map(\.value.array), baseline.language.decoder.parameters.map(\.value.array))
+        XCTAssertNotEqual(proxy.language.decoder.parameters.map(\.value.array), try model("baseline").language.decoder.parameters.map(\.value.array))
+        XCTAssertEqual(proxy.projector.parameters.map(\.value.array), projector)
+        // A run's steps: language pretraining, then stages 1 and 2.
+        (run.languageSteps, run.stage1Steps, run.stage2Steps) = (2, 3, 4)
+        XCTAssertEqual((0..<run.totalSteps).map(run.stage), [0, 0, 1, 1, 1, 2, 2, 2, 2])
+    }
+
     func testTinyLearnsTheEasyTaskAboveChance() throws {
         var run = MultimodalRunConfig.preset("tiny", seed: 5)!
         (run.crops, run.stage2Steps) = (1, 200)
