@@ -173,8 +173,8 @@ extension Bench {
         var preset = "small"
         @Option(help: "Variant in the text form.")
         var variant = "baseline"
-        @Option(help: "Samples per batch.")
-        var batchSize = 8
+        @Option(help: "Samples per batch (default: the scale preset's).")
+        var batchSize: Int?
         @Option(help: "Vision grid side G (default: the scale preset's).")
         var grid: Int?
         @Option(help: "Crops per image, 1 to 5 (default: the scale preset's).")
@@ -189,20 +189,20 @@ extension Bench {
             config.vocab = Tokenizer().vocabularySize
             // The first batch of stage 2 of the scale's recipe.
             guard var run = MultimodalRunConfig.preset(preset) else { throw ValidationError("unknown scale preset '\(preset)'") }
-            (run.grid, run.crops, run.turns, run.batchSize) = (grid ?? run.grid, crops ?? run.crops, turns ?? run.turns, batchSize)
+            (run.grid, run.crops, run.turns, run.batchSize) = (grid ?? run.grid, crops ?? run.crops, turns ?? run.turns, batchSize ?? run.batchSize)
             let geometry = run.geometry
             let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: geometry.grid) }
             let model = MultimodalModel(encoder: VisionEncoder(geometry: geometry, features: 64, seed: 1),
                                         language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
             let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
-            let samples = run.batch(step: run.stage1Steps)
+            let samples = run.batch(step: run.languageSteps + run.stage1Steps)
             var tokens = 0
             let before = BLAS.executedFLOPs.load(ordering: .relaxed)
             let time = Timing(reps: options.reps) { tokens = trainer.train(on: samples).tokens }
             // FLOPs: the products that ran (counted in BLAS.gemm), per step.
             let flops = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
-            let result = BenchResult(name: "\(preset) multimodal step, \(batchSize) samples, \(variant)", flops: flops, seconds: time,
-                                     extra: ["tokens_per_second": Double(tokens) / time.median, "samples_per_second": Double(batchSize) / time.median])
+            let result = BenchResult(name: "\(preset) multimodal step, \(run.batchSize) samples, \(variant)", flops: flops, seconds: time,
+                                     extra: ["tokens_per_second": Double(tokens) / time.median, "samples_per_second": Double(run.batchSize) / time.median])
             printResults([result], format: options.format, threads: BLAS.threads)
         }
     }
