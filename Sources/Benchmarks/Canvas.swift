@@ -12,6 +12,8 @@ public struct RGB: Equatable, Hashable, Sendable {
         ("black", RGB(0, 0, 0)), ("gray", RGB(0.5, 0.5, 0.5)),
     ]
     public static let white = RGB(1, 1, 1), black = RGB(0, 0, 0)
+    /// The colour's name if it is one of the named colours.
+    public var name: String? { RGB.named.first { $0.color == self }?.name }
     var luminance: Float { 0.299 * r + 0.587 * g + 0.114 * b }
 }
 
@@ -85,7 +87,7 @@ public struct Canvas: Equatable, Sendable {
         guard x0 < x1, y0 < y1 else { return }
         let l = label ?? Canvas.label(color: color)
         for yy in y0..<y1 { for xx in x0..<x1 { paint(xx, yy, color, l) } }
-        if label == nil, let name = RGB.named.first(where: { $0.color == color && Canvas.label(color: color) != 0 })?.name { describe(name) }
+        if label == nil, l != 0, let name = color.name { describe(name) }
     }
 
     /// Adds words to the caption (a shape's drawer names it; fills and text describe themselves).

@@ -172,7 +172,7 @@ private func clutter(_ c: inout Canvas, _ rng: inout SeededGenerator, amount: In
 
 private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size: Int, _ color: RGB) {
     let label = Canvas.label(shape: shape, color: color)
-    c.describe("\(RGB.named.first { $0.color == color }!.name) \(shape)")
+    c.describe("\(color.name!) \(shape)")
     c.mark(Canvas.label(centreOf: shape, color: color), x: x + size / 2, y: y + size / 2)
     switch shape {
     case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color, label: label)

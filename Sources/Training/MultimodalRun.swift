@@ -39,14 +39,17 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public func recipe(stage: Int) -> TrainingRecipe {
         let (steps, rate) = [(languageSteps, languageLearningRate), (stage1Steps, stage1LearningRate), (stage2Steps, stage2LearningRate)][stage]
         let frozen = [["projector", "variant"], ["decoder"], []][stage]
-        return TrainingRecipe(steps: steps, learningRate: rate, groupLearningRates: Dictionary(uniqueKeysWithValues: frozen.map { ($0, 0) }), warmupSteps: max(1, steps * 3 / 100),
-                              adam: .init(weightDecay: 0))
+        return TrainingRecipe(steps: steps, learningRate: rate, groupLearningRates: Dictionary(uniqueKeysWithValues: frozen.map { ($0, 0) }),
+                              warmupSteps: max(1, steps * 3 / 100), adam: .init(weightDecay: 0))
     }
+
+    /// The task mix of stages 0 and 2: the suite and the easy probes.
+    static let mix = BenchmarkTask.all + BenchmarkTask.probes
 
     /// Stage 1 reads text from images (transcription); stages 0 and 2 are the whole task mix,
     /// the easy probes included (stage 0 reads each image's caption instead).
     public func batch(step: Int) -> [Sample] {
-        let tasks = stage(at: step) == 1 ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : BenchmarkTask.all + BenchmarkTask.probes
+        let tasks = stage(at: step) == 1 ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : Self.mix
         return (step * batchSize..<(step + 1) * batchSize).map { i in
             var sample = tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
             sample.followUps = Array(sample.followUps.prefix(turns - 1))
@@ -83,7 +86,7 @@ public final class MultimodalRun {
     /// Trains to the end, resuming from a checkpoint if there is one; `report` sees every step.
     public func train(report: (StepReport) -> Void = { _ in }) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let tasks = (BenchmarkTask.all + BenchmarkTask.probes).map(\.name)
+        let tasks = MultimodalRunConfig.mix.map(\.name)
         var step = 0, log = "step,stage,loss,grad_norm,learning_rate," + tasks.map { "loss_" + $0 }.joined(separator: ",") + "\n"
         var trainer: MultimodalTrainer?
         if let base = config.finetuneFrom, !FileManager.default.fileExists(atPath: checkpointPath) {
