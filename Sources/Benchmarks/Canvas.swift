@@ -51,7 +51,11 @@ public struct Canvas: Equatable, Sendable {
     public static func label(character c: Character) -> UInt32 {
         0x1000_0000 | (UInt32(Character(c.uppercased()).unicodeScalars.first!.value) & 0xFF_FFFF)
     }
-    public static func label(shape: String, color: RGB) -> UInt32 { 0x2000_0000 | UInt32(truncatingIfNeeded: stableHash("\(shape)|\(color)") & 0xFF_FFFF) }
+    /// A coloured shape's label keeps its kind (bits 12–23) and its colour (bits 0–11) apart, so
+    /// that the encoder stand-in can recognise the two separately.
+    public static func label(shape: String, color: RGB) -> UInt32 {
+        0x2000_0000 | UInt32(truncatingIfNeeded: stableHash(shape) & 0xFFF) << 12 | UInt32(truncatingIfNeeded: stableHash("\(color)") & 0xFFF)
+    }
     public static func label(centreOf shape: String, color: RGB) -> UInt32 { 0x4000_0000 | (label(shape: shape, color: color) & 0xFF_FFFF) }
     public static func label(color: RGB) -> UInt32 {
         color.r == color.g && color.g == color.b ? 0 : 0x3000_0000 | UInt32(truncatingIfNeeded: stableHash("\(color)") & 0xFF_FFFF)

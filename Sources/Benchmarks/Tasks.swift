@@ -111,8 +111,9 @@ public struct BenchmarkTask: Sendable {
 public struct TrainingAnswers: Sendable {
     public let task: BenchmarkTask
     private let byQuestion: [String: String], overall: String
-    /// Tokens a greedy answer may take: the longest of the first 100 training answers and a
-    /// quarter more (document parsing transcribes whole pages; most answers are a word).
+    /// Tokens a greedy answer may take: the characters of the longest of the first 100 training
+    /// answers and a quarter more (document parsing transcribes whole pages; most answers are a
+    /// word). Counted in characters, so that any spelling of an answer fits.
     public let tokenLimit: Int
 
     public init(_ task: BenchmarkTask, side: Int, count: Int = 400) {
@@ -290,6 +291,10 @@ extension BenchmarkTask {
                 s.followUps.append(Turn(question(shape, name), isDrawn(shape, name) ? "yes" : "no"))
             }
         }
+        // In an order drawn from the scene: in the order above, "yes" and "no" would alternate,
+        // and the conversation would give away answers the image should.
+        var order = SeededGenerator(seed: stableHash(s.question + "|" + c.caption.joined(separator: ",")))
+        s.followUps.shuffle(using: &order)
         return s
     }
 

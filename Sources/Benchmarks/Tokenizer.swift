@@ -1,23 +1,69 @@
-/// A character-level tokenizer over the task language, with special tokens. Every character the
-/// bitmap font draws is spellable, so numbers and words read from images can be answered.
+/// A word-level tokenizer over the task language, with characters to fall back on, as an LLM's
+/// BPE vocabulary has its language's common words as single tokens and spells the rest: each
+/// word the prompts and questions use (a run of letters, with the space before it) is one token;
+/// digits, punctuation, spaces and every other word are spelled character by character (as
+/// Llama spells numbers digit by digit, and BPE splits a rare word). Every character the bitmap
+/// font draws is spellable, so what is read from an image is answered character by character.
+/// Single-token question words matter for learning to look: a question's key word ("total",
+/// "red") is one token to match against the image, not a run of characters to assemble first.
 public struct Tokenizer: Sendable {
     public static let pad: Int32 = 0, bos: Int32 = 1, eos: Int32 = 2, image: Int32 = 3, answer: Int32 = 4
     static let specials = ["<pad>", "<bos>", "<eos>", "<image>", "<answer>"]
     static let alphabet: [Character] = Array(" abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;%-+/?!$()[]'\"")
 
-    private let ids: [Character: Int32]
+    /// The word tokens, learned once from the suite's training text as a BPE vocabulary is
+    /// learned from a corpus: every word (with and without a space before it) of the system prompt
+    /// and of the questions of the first training samples of every task, in sorted order.
+    /// Answers and captions are left out: words drawn in images are read glyph by glyph.
+    public static let words: [String] = {
+        var seen: Set<String> = []
+        func learn(_ text: String) {
+            for piece in pieces(text) where piece.last!.isLetter { seen.insert(piece); seen.insert(piece.hasPrefix(" ") ? String(piece.dropFirst()) : " " + piece) }
+        }
+        learn(Prompt.system)
+        for task in BenchmarkTask.all + BenchmarkTask.probes {
+            for i in 0..<64 {
+                let s = task.sample(i, split: .train, side: 96)
+                for question in [s.question] + s.followUps.map(\.question) { learn(question) }
+            }
+        }
+        return seen.sorted()
+    }()
 
-    public init() {
-        ids = Dictionary(uniqueKeysWithValues: Tokenizer.alphabet.enumerated().map { ($1, Int32(Tokenizer.specials.count + $0)) })
+    /// A text cut into pieces: runs of letters, each with the space before it if there is one,
+    /// and every other character alone.
+    static func pieces(_ text: String) -> [String] {
+        var out: [String] = [], word = "", spaceBefore = false
+        for c in text {
+            if c.isASCII && c.isLetter { word.append(c); continue }
+            if !word.isEmpty { out.append((spaceBefore ? " " : "") + word); word = ""; spaceBefore = false }
+            if spaceBefore { out.append(" "); spaceBefore = false }   // a space no word follows
+            if c == " " { spaceBefore = true } else { out.append(String(c)) }
+        }
+        if !word.isEmpty { out.append((spaceBefore ? " " : "") + word) } else if spaceBefore { out.append(" ") }
+        return out
     }
 
-    public var vocabularySize: Int { Tokenizer.specials.count + Tokenizer.alphabet.count }
+    private let characterIDs: [Character: Int32], wordIDs: [String: Int32], spellings: [String]
+
+    public init() {
+        let characters = Tokenizer.alphabet.map(String.init)
+        spellings = Tokenizer.specials + characters + Tokenizer.words
+        characterIDs = Dictionary(uniqueKeysWithValues: Tokenizer.alphabet.enumerated().map { ($1, Int32(Tokenizer.specials.count + $0)) })
+        let first = Tokenizer.specials.count + characters.count
+        wordIDs = Dictionary(uniqueKeysWithValues: Tokenizer.words.enumerated().map { ($1, Int32(first + $0)) })
+    }
+
+    public var vocabularySize: Int { spellings.count }
 
     /// Token ids of a text; a character outside the alphabet is an error of the task generator.
     public func encode(_ text: String) -> [Int32] {
-        text.map { c in
-            guard let id = ids[c] else { preconditionFailure("'\(c)' is not in the tokenizer's alphabet") }
-            return id
+        Tokenizer.pieces(text).flatMap { piece -> [Int32] in
+            if let id = wordIDs[piece] { return [id] }
+            return piece.map { c in
+                guard let id = characterIDs[c] else { preconditionFailure("'\(c)' is not in the tokenizer's alphabet") }
+                return id
+            }
         }
     }
 
@@ -26,10 +72,7 @@ public struct Tokenizer: Sendable {
         var out = ""
         for t in tokens {
             if t == Tokenizer.eos { break }
-            let i = Int(t)
-            if i < Tokenizer.specials.count { out += Tokenizer.specials[i] } else if i - Tokenizer.specials.count < Tokenizer.alphabet.count {
-                out.append(Tokenizer.alphabet[i - Tokenizer.specials.count])
-            }
+            if spellings.indices.contains(Int(t)) { out += spellings[Int(t)] }
         }
         return out
     }

@@ -36,7 +36,8 @@ public struct VisionGeometry: Equatable, Sendable, Codable {
 /// fixed random projection and tanh; what the patch shows is "recognised" as a pretrained encoder
 /// recognises glyphs and objects — each region label in it (a coloured shape, a colour;
 /// `Canvas.labels`) adds a fixed random embedding weighted by its share of the patch's labelled
-/// pixels, and each character or shape centred in it (`Canvas.marks`) adds its own embedding;
+/// pixels, and each character or shape centred in it (`Canvas.marks`) adds its own embedding
+/// (a coloured shape's: its kind's plus its colour's);
 /// each patch adds a fixed embedding of its row and column in its view, as a ViT's features
 /// carry the position embeddings added to its patches (CLIP's are learned; LLaVA encodes each
 /// crop separately, so a position is the crop's own); then each patch adds its four grid
@@ -70,10 +71,17 @@ public struct VisionEncoder: Sendable {
         positions = (0..<geometry.grid * geometry.grid * features).map { _ in 0.15 * rng.nextNormal() }
     }
 
-    /// The fixed embedding the encoder "recognises" a label by.
+    /// The fixed embedding the encoder "recognises" a label by. A coloured shape (its region or
+    /// its centre) is recognised by its kind and its colour apart, the sum of the two parts'
+    /// embeddings, as a pretrained encoder's features are compositional (a linear probe reads
+    /// an object's colour and its shape separately).
     func embedding(of label: UInt32) -> [Float] {
-        var rng = SeededGenerator(seed: seed ^ (UInt64(label) &* 0x9E37_79B9_7F4A_7C15))
-        return (0..<features).map { _ in 0.7 * rng.nextNormal() }
+        func part(_ label: UInt32) -> [Float] {
+            var rng = SeededGenerator(seed: seed ^ (UInt64(label) &* 0x9E37_79B9_7F4A_7C15))
+            return (0..<features).map { _ in 0.7 * rng.nextNormal() }
+        }
+        guard [0x2, 0x4].contains(label >> 28) else { return part(label) }
+        return zip(part(label & 0xFFFF_F000), part(label & 0xF000_0FFF)).map { ($0 + $1) * Float(0.5).squareRoot() }
     }
 
     /// Features [views · G², features] (view by view, patches in raster order) and the saliency of each.

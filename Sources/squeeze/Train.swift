@@ -26,7 +26,7 @@ struct Train: ParsableCommand {
     var finetuneFrom: String?
     @Option(help: "Multimodal: vision grid side G (G×G patches a view, images of 2G×2G patches; default from the preset).")
     var grid: Int?
-    @Option(help: "Multimodal: crops per image, 1 (base view) to 5 (default from the preset).")
+    @Option(help: "Multimodal: views per image, 1 (the image whole at full detail) to 5 (a base view and four quadrants; default from the preset).")
     var crops: Int?
     @Option(help: "Multimodal: questions asked about each training image, its first and follow-ups (default from the preset).")
     var turns: Int?

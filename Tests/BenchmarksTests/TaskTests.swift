@@ -74,7 +74,7 @@ final class FollowUpTests: XCTestCase {
             return s.image.marks.filter { labels.contains($0.label) }
         }
         func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
-        var popeAnswers: Set<String> = []
+        var popeAnswers: Set<String> = [], popeFirstFollowUps: Set<String> = []
         for i in 0..<20 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             for t in pope.followUps {   // Is there a COLOUR SHAPE in the image?
@@ -82,6 +82,7 @@ final class FollowUpTests: XCTestCase {
                 XCTAssertEqual(t.answer, drawn(pope, shape: w[4], colour: w[3]).isEmpty ? "no" : "yes", t.question)
             }
             popeAnswers.formUnion(pope.followUps.map(\.answer))
+            popeFirstFollowUps.insert(pope.followUps[0].answer)
             let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
             for t in count.followUps {   // How many SHAPEs are there?
                 XCTAssertEqual(t.answer, String(drawn(count, shape: String(words(t.question)[2].dropLast())).count), t.question)
@@ -103,6 +104,7 @@ final class FollowUpTests: XCTestCase {
             XCTAssertEqual(attribute.followUps.count, 3)
         }
         XCTAssertEqual(popeAnswers, ["yes", "no"])
+        XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
     }
     /// A caption tells what was drawn: every text, every shape by colour and kind, every colour
     /// filled; it holds each answer a question about text asks for.

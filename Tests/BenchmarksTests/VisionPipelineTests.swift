@@ -88,13 +88,43 @@ final class VisionPipelineTests: XCTestCase {
         XCTAssertEqual(Canvas.label(color: RGB(0.5, 0.5, 0.5)), 0, "grays are background")
     }
 
+    /// A coloured shape is recognised by its kind and its colour apart: changing a red object from
+    /// square to circle changes its features as it does a blue one's.
+    func testShapesAreRecognisedByKindAndColourApart() {
+        let encoder = VisionEncoder(geometry: geometry, features: 8, seed: 3)
+        func features(_ shape: String, _ colour: RGB) -> [Float] {
+            var c = Canvas(width: 24, height: 24)
+            c.fill(x: 0, y: 0, width: 24, height: 24, colour, label: Canvas.label(shape: shape, color: colour))
+            return encoder.encode(c).features.array
+        }
+        let (red, blue) = (RGB.named[0].color, RGB.named[1].color)
+        let redChange = zip(features("circle", red), features("square", red)).map { $0 - $1 }
+        let blueChange = zip(features("circle", blue), features("square", blue)).map { $0 - $1 }
+        XCTAssertGreaterThan(redChange.map(abs).max()!, 0.1)
+        for (r, b) in zip(redChange, blueChange) { XCTAssertEqual(r, b, accuracy: 1e-4) }
+        XCTAssertNotEqual(Canvas.label(shape: "circle", color: red), Canvas.label(shape: "circle", color: blue))
+    }
+
     func testTokenizerSpellsWhatTheFontDraws() {
         let t = Tokenizer()
         let text = "Total: 42% (B) 3.5 kg?"
         XCTAssertEqual(t.decode(t.encode(text)), text)
         for c in BitmapFont.characters { XCTAssertEqual(t.decode(t.encode(String(c))), String(c)) }
         XCTAssertEqual(t.decode([Tokenizer.bos] + t.encode("ab") + [Tokenizer.eos] + t.encode("c")), "<bos>ab")
-        XCTAssertEqual(t.vocabularySize, 5 + 80)
+        XCTAssertEqual(t.decode(t.encode("a  b,  c ")), "a  b,  c ", "runs of spaces survive")
+        XCTAssertEqual(t.vocabularySize, 5 + 80 + Tokenizer.words.count)
+    }
+
+    /// The questions' words are one token each (with the space before them); numbers, words
+    /// read from images and words the suite never uses are spelled.
+    func testTaskWordsAreSingleTokens() {
+        let t = Tokenizer()
+        XCTAssertEqual(t.encode("What is the total?").count, 5)
+        XCTAssertEqual(t.encode(" Is there a red circle in the image?").count, 9)
+        XCTAssertEqual(t.encode("1234").count, 4, "digits are spelled one by one")
+        XCTAssertEqual(t.encode("STOP").count, 4, "words drawn in images are read glyph by glyph")
+        XCTAssertEqual(t.encode(" Zebra").count, 6, "an unseen word is spelled, its space too")
+        XCTAssertLessThan(t.vocabularySize, 300, "a small vocabulary: the questions' words")
     }
 }
 
