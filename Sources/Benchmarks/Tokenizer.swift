@@ -44,14 +44,14 @@ public struct Tokenizer: Sendable {
         return out
     }
 
+    /// Two maps, since a one-letter word ("a", "A") is a token apart from its character.
     private let characterIDs: [Character: Int32], wordIDs: [String: Int32], spellings: [String]
 
     public init() {
-        let characters = Tokenizer.alphabet.map(String.init)
-        spellings = Tokenizer.specials + characters + Tokenizer.words
+        spellings = Tokenizer.specials + Tokenizer.alphabet.map(String.init) + Tokenizer.words
         characterIDs = Dictionary(uniqueKeysWithValues: Tokenizer.alphabet.enumerated().map { ($1, Int32(Tokenizer.specials.count + $0)) })
-        let first = Tokenizer.specials.count + characters.count
-        wordIDs = Dictionary(uniqueKeysWithValues: Tokenizer.words.enumerated().map { ($1, Int32(first + $0)) })
+        let firstWord = spellings.count - Tokenizer.words.count
+        wordIDs = Dictionary(uniqueKeysWithValues: Tokenizer.words.enumerated().map { ($1, Int32(firstWord + $0)) })
     }
 
     public var vocabularySize: Int { spellings.count }
