@@ -66,6 +66,21 @@ extension BenchmarkTask {
         }
     }
 
+    /// The standard error of the headline score on these samples, by bootstrap: the spread of
+    /// the headline over `resamples` redraws of the samples with replacement (a fixed seed, so it
+    /// prints the same each time). One method for every metric, corpus scores (BLEU-4, POPE's
+    /// F1) included, whose error no per-sample formula gives.
+    public func standardError(predictions: [String], samples: [Sample], resamples: Int = 200) -> Double {
+        precondition(predictions.count == samples.count && !samples.isEmpty && resamples > 1)
+        var rng = SeededGenerator(seed: stableHash(name))
+        let headlines = (0..<resamples).map { _ -> Double in
+            let picks = samples.indices.map { _ in rng.nextInt(below: samples.count) }
+            return headline(score(predictions: picks.map { predictions[$0] }, samples: picks.map { samples[$0] }))
+        }
+        let mean = headlines.reduce(0, +) / Double(resamples)
+        return (headlines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(resamples - 1)).squareRoot()
+    }
+
     /// The score reported for the task (for Score_fine and tables): its main metric.
     public func headline(_ scores: [String: Double]) -> Double {
         scores["anls"] ?? scores["relaxed_accuracy"] ?? scores["vqa_accuracy"] ?? scores["bleu4"] ?? scores["f1"] ?? scores["accuracy"] ?? 0

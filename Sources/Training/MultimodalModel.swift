@@ -220,6 +220,8 @@ public struct Evaluation: Sendable {
     public let scores: [String: Double]
     /// The task's main score (Score_fine averages these over the fine-grained tasks).
     public let headline: Double
+    /// The headline's standard error over these samples (`BenchmarkTask.standardError`).
+    public let standardError: Double
     /// Each sample's score under the task's per-sample metric.
     public let perSample: (metric: String, values: [Double])
     /// The headline score of answering without looking (`TrainingAnswers.blindAnswers`), on the same samples.
@@ -249,6 +251,7 @@ public struct Evaluation: Sendable {
         scores = task.score(predictions: predictions, samples: samples)
         perSample = task.perSample(predictions: predictions, samples: samples)
         headline = task.headline(scores)
+        standardError = task.standardError(predictions: predictions, samples: samples)
         blind = training.blindScore(samples)
     }
 
@@ -256,5 +259,11 @@ public struct Evaluation: Sendable {
     public static func scoreFine(_ evaluations: [Evaluation]) -> Double {
         let fine = evaluations.filter(\.fineGrained)
         return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.headline } / Double(fine.count)
+    }
+
+    /// The standard error of `scoreFine`: the tasks' samples are drawn apart, so their errors add in quadrature.
+    public static func scoreFineStandardError(_ evaluations: [Evaluation]) -> Double {
+        let fine = evaluations.filter(\.fineGrained)
+        return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.standardError * $1.standardError }.squareRoot() / Double(fine.count)
     }
 }

@@ -45,21 +45,22 @@ struct Eval: ParsableCommand {
         switch format {
         case .json:
             var object: [String: Any] = ["run": directory, "variant": variantName, "split": split.rawValue, "samples": samples,
-                                         "score_fine": scoreFine,
+                                         "score_fine": scoreFine, "score_fine_standard_error": Evaluation.scoreFineStandardError(evaluations),
                                          "benchmarks": Dictionary(uniqueKeysWithValues: evaluations.map { e in
-                                             (e.task, ["headline": e.headline, "blind": e.blind, "scores": e.scores, "predictions": e.predictions] as [String: Any])
+                                             (e.task, ["headline": e.headline, "standard_error": e.standardError, "blind": e.blind, "scores": e.scores, "predictions": e.predictions] as [String: Any])
                                          })]
             if let baselineFine { object["baseline_score_fine"] = baselineFine }
             if let relative { object["score_fine_rel"] = relative }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         case .text:
             print("\(directory): \(trained.config.preset), variant \(variantName), \(samples) \(split.rawValue) samples per benchmark")
-            print("benchmark    score  blind   all metrics (blind: the most frequent training answer to the question)")
+            print("benchmark    score     ±  blind   all metrics (±: standard error over the samples; blind: the most frequent training answer to the question)")
             for e in evaluations {
                 let details = e.scores.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
-                print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f %6.3f   ", e.headline, e.blind) + details)
+                print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f %5.3f %6.3f   ", e.headline, e.standardError, e.blind) + details)
             }
-            print(String(format: "Score_fine %.3f (mean over %d fine-grained benchmarks)", scoreFine, evaluations.filter(\.fineGrained).count)
+            print(String(format: "Score_fine %.3f ± %.3f (mean over %d fine-grained benchmarks)", scoreFine, Evaluation.scoreFineStandardError(evaluations),
+                         evaluations.filter(\.fineGrained).count)
                   + (baselineFine.map { String(format: "; baseline %.3f", $0) } ?? "")
                   + (relative.map { String(format: "; Score_fine Rel %.1f %%", 100 * $0) } ?? (baselineFine != nil ? "; Rel undefined (baseline 0)" : "")))
         }

@@ -35,6 +35,19 @@ final class TaskTests: XCTestCase {
         XCTAssertEqual(BenchmarkTask.all.filter(\.fineGrained).map(\.name), ["doc-vqa", "chart-qa", "info-vqa", "text-vqa", "ocr"])
     }
 
+    /// The bootstrap standard error: zero when every answer is right, near √(p(1−p)/n) for an
+    /// accuracy p, and defined for corpus metrics (BLEU-4) too.
+    func testStandardErrorByBootstrap() {
+        let count = BenchmarkTask.named("count")!, samples = (0..<100).map { count.sample($0, split: .val, side: 64) }
+        let right = samples.map { $0.references[0] }
+        XCTAssertEqual(count.standardError(predictions: right, samples: samples), 0)
+        let half = samples.enumerated().map { $0.offset % 2 == 0 ? $0.element.references[0] : "wrong" }
+        XCTAssertEqual(count.standardError(predictions: half, samples: samples), (0.25 / 100.0).squareRoot(), accuracy: 0.012)
+        let parse = BenchmarkTask.named("doc-parse")!, pages = (0..<20).map { parse.sample($0, split: .val, side: 64) }
+        let someRight = pages.enumerated().map { $0.offset % 3 == 0 ? $0.element.references[0] : "STOP" }
+        XCTAssertGreaterThan(parse.standardError(predictions: someRight, samples: pages), 0.01)
+    }
+
     /// Answering without the image does badly on the fine-grained tasks.
     /// Answering without looking (always the most frequent training answer) scores low on every
     /// fine-grained task and near 1/6 on the six-colour probe.

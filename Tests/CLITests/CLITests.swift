@@ -152,6 +152,8 @@ final class CLITests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(eval.out.utf8)) as! [String: Any]
         XCTAssertEqual((json["benchmarks"] as! [String: Any]).keys.sorted(), ["ocr", "pope"])
         XCTAssertNotNil(json["score_fine"] as? Double)
+        XCTAssertNotNil(json["score_fine_standard_error"] as? Double)
+        XCTAssertNotNil((json["benchmarks"] as! [String: [String: Any]])["pope"]?["standard_error"] as? Double)
         XCTAssertEqual(try squeeze("eval", folder.path).status, 2, "no run there")
         // Training-free: another variant at inference, against the run itself as the baseline.
         let tf = try squeeze("eval", whole, "--benchmarks", "ocr", "--samples", "2", "--format", "json", "--threads", "1",
