@@ -297,18 +297,15 @@ extension BenchmarkTask {
         let present = isDrawn(ask.0, ask.1.name)
         var s = Sample(image: c, question: question(ask.0, ask.1.name), references: [present ? "yes" : "no"])
         s.label = present
-        // Each object drawn, then its shape in the next colour (mostly not there).
-        let colours = RGB.named.prefix(6).map(\.name)
-        var asked: Set<String> = [s.question]
-        for (shape, colour) in drawn {
-            let next = colours[(colours.firstIndex(of: colour.name)! + 1) % colours.count]
-            for name in [colour.name, next] where asked.insert(question(shape, name)).inserted {
-                s.followUps.append(Turn(question(shape, name), isDrawn(shape, name) ? "yes" : "no"))
-            }
-        }
-        // In an order drawn from the scene: in the order above, "yes" and "no" would alternate,
-        // and the conversation would give away answers the image should.
+        // As POPE asks: each object drawn ("yes") and as many pairs that are not ("no"), drawn at
+        // random from the scene and asked in a random order, so that no question's wording tells
+        // its answer (a fixed pattern, such as a drawn shape's next colour, would).
         var order = SeededGenerator(seed: stableHash(s.question + "|" + c.caption.joined(separator: ",")))
+        var absent = shapes.flatMap { shape in RGB.named.prefix(6).map { (shape, $0.name) } }.filter { !isDrawn($0.0, $0.1) }
+        absent.shuffle(using: &order)
+        let asked = drawn.map { ($0.0, $0.1.name) } + absent.prefix(drawn.count)
+        s.followUps = asked.map { Turn(question($0.0, $0.1), isDrawn($0.0, $0.1) ? "yes" : "no") }
+            .reduce(into: [Turn]()) { turns, t in if t.question != s.question && !turns.contains(t) { turns.append(t) } }
         s.followUps.shuffle(using: &order)
         return s
     }

@@ -87,12 +87,13 @@ final class FollowUpTests: XCTestCase {
             return s.image.marks.filter { labels.contains($0.label) }
         }
         func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
-        var popeAnswers: Set<String> = [], popeFirstFollowUps: Set<String> = []
+        var popeAnswers: Set<String> = [], popeFirstFollowUps: Set<String> = [], absentShapeDrawn: Set<Bool> = []
         for i in 0..<20 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             for t in pope.followUps {   // Is there a COLOUR SHAPE in the image?
                 let w = words(t.question)
                 XCTAssertEqual(t.answer, drawn(pope, shape: w[4], colour: w[3]).isEmpty ? "no" : "yes", t.question)
+                if t.answer == "no" { absentShapeDrawn.insert(!drawn(pope, shape: w[4]).isEmpty) }
             }
             popeAnswers.formUnion(pope.followUps.map(\.answer))
             popeFirstFollowUps.insert(pope.followUps[0].answer)
@@ -118,6 +119,7 @@ final class FollowUpTests: XCTestCase {
         }
         XCTAssertEqual(popeAnswers, ["yes", "no"])
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
+        XCTAssertEqual(absentShapeDrawn, [true, false], "nor does its wording: an absent pair is not always a drawn shape in another colour")
     }
     /// A caption tells what was drawn: every text, every shape by colour and kind, every colour
     /// filled; it holds each answer a question about text asks for.
