@@ -312,8 +312,10 @@ extension BenchmarkTask {
 
     static let count = BenchmarkTask(name: "count", metric: .exactMatch, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
-        let target = rng.pick(shapes), n = rng.int(0...5)
-        let spots = places(n + 3, size: 9, side: side, &rng)
+        // Other shapes in a random number too: with a fixed number, the target's count would
+        // be all the shapes less that number, an answer that needs no look at which is which.
+        let target = rng.pick(shapes), n = rng.int(0...5), others = rng.int(1...4)
+        let spots = places(n + others, size: 9, side: side, &rng)
         var drawn: [String] = []
         for (i, p) in spots.enumerated() {
             drawn.append(i < n ? target : rng.pick(shapes.filter { $0 != target }))

@@ -121,6 +121,14 @@ final class FollowUpTests: XCTestCase {
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
         XCTAssertEqual(absentShapeDrawn, [true, false], "nor does its wording: an absent pair is not always a drawn shape in another colour")
     }
+    /// Counting needs telling shapes apart: the number of shapes in all does not give the answer.
+    func testCountIsNotTheTotalLessAConstant() {
+        let count = BenchmarkTask.named("count")!
+        let answersByTotal = Dictionary(grouping: (0..<40).map { count.sample($0, split: .train, side: side) }, by: \.image.marks.count)
+            .mapValues { Set($0.map(\.references[0])) }
+        XCTAssertTrue(answersByTotal.values.contains { $0.count > 1 }, "\(answersByTotal)")
+    }
+
     /// A caption tells what was drawn: every text, every shape by colour and kind, every colour
     /// filled; it holds each answer a question about text asks for.
     func testCaptionsTellWhatWasDrawn() {
