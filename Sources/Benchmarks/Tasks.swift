@@ -303,9 +303,10 @@ extension BenchmarkTask {
         var order = SeededGenerator(seed: stableHash(s.question + "|" + c.caption.joined(separator: ",")))
         var absent = shapes.flatMap { shape in RGB.named.prefix(6).map { (shape, $0.name) } }.filter { !isDrawn($0.0, $0.1) }
         absent.shuffle(using: &order)
-        let asked = drawn.map { ($0.0, $0.1.name) } + absent.prefix(drawn.count)
-        s.followUps = asked.map { Turn(question($0.0, $0.1), isDrawn($0.0, $0.1) ? "yes" : "no") }
-            .reduce(into: [Turn]()) { turns, t in if t.question != s.question && !turns.contains(t) { turns.append(t) } }
+        var asked: Set<String> = [s.question]
+        s.followUps = (drawn.map { ($0.0, $0.1.name) } + absent.prefix(drawn.count)).compactMap { shape, colour in
+            asked.insert(question(shape, colour)).inserted ? Turn(question(shape, colour), isDrawn(shape, colour) ? "yes" : "no") : nil
+        }
         s.followUps.shuffle(using: &order)
         return s
     }

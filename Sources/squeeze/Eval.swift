@@ -39,13 +39,13 @@ struct Eval: ParsableCommand {
             }
         }
         let evaluations = evaluate(model, offset: 0)
-        let scoreFine = Evaluation.scoreFine(evaluations)
+        let scoreFine = Evaluation.scoreFine(evaluations), scoreFineError = Evaluation.scoreFineStandardError(evaluations)
         let baselineFine = reference.map { Evaluation.scoreFine(evaluate($0.model, offset: tasks.count)) }
         let relative = baselineFine.flatMap { $0 > 0 ? scoreFine / $0 : nil }
         switch format {
         case .json:
             var object: [String: Any] = ["run": directory, "variant": variantName, "split": split.rawValue, "samples": samples,
-                                         "score_fine": scoreFine, "score_fine_standard_error": Evaluation.scoreFineStandardError(evaluations),
+                                         "score_fine": scoreFine, "score_fine_standard_error": scoreFineError,
                                          "benchmarks": Dictionary(uniqueKeysWithValues: evaluations.map { e in
                                              (e.task, ["headline": e.headline, "standard_error": e.standardError, "blind": e.blind, "scores": e.scores, "predictions": e.predictions] as [String: Any])
                                          })]
@@ -59,8 +59,7 @@ struct Eval: ParsableCommand {
                 let details = e.scores.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
                 print(e.task.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.3f %5.3f %6.3f   ", e.headline, e.standardError, e.blind) + details)
             }
-            print(String(format: "Score_fine %.3f ± %.3f (mean over %d fine-grained benchmarks)", scoreFine, Evaluation.scoreFineStandardError(evaluations),
-                         evaluations.filter(\.fineGrained).count)
+            print(String(format: "Score_fine %.3f ± %.3f (mean over %d fine-grained benchmarks)", scoreFine, scoreFineError, evaluations.filter(\.fineGrained).count)
                   + (baselineFine.map { String(format: "; baseline %.3f", $0) } ?? "")
                   + (relative.map { String(format: "; Score_fine Rel %.1f %%", 100 * $0) } ?? (baselineFine != nil ? "; Rel undefined (baseline 0)" : "")))
         }

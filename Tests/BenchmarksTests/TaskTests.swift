@@ -121,6 +121,7 @@ final class FollowUpTests: XCTestCase {
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
         XCTAssertEqual(absentShapeDrawn, [true, false], "nor does its wording: an absent pair is not always a drawn shape in another colour")
     }
+
     /// Counting needs telling shapes apart: the number of shapes in all does not give the answer.
     func testCountIsNotTheTotalLessAConstant() {
         let count = BenchmarkTask.named("count")!
