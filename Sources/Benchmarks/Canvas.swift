@@ -104,6 +104,12 @@ public struct Canvas: Equatable, Sendable {
         } }
     }
 
+    /// Paints the pixels of the square (x, y, size) whose offsets (dx, dy) in it `covers`.
+    public mutating func region(x: Int, y: Int, size s: Int, _ color: RGB, label: UInt32? = nil, covers: (_ dx: Int, _ dy: Int) -> Bool) {
+        let l = label ?? Canvas.label(color: color)
+        for dy in 0..<s { for dx in 0..<s where covers(dx, dy) { paint(x + dx, y + dy, color, l) } }
+    }
+
     /// An upward triangle inside the square (x, y, size).
     public mutating func triangle(x: Int, y: Int, size s: Int, _ color: RGB, label: UInt32? = nil) {
         let l = label ?? Canvas.label(color: color)

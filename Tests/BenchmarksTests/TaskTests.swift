@@ -87,15 +87,16 @@ final class FollowUpTests: XCTestCase {
             return s.image.marks.filter { labels.contains($0.label) }
         }
         func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
-        var popeAnswers: Set<String> = [], popeFirstFollowUps: Set<String> = [], absentShapeDrawn: Set<Bool> = []
+        var popeFirst: Set<String> = [], popeFirstFollowUps: Set<String> = []
         for i in 0..<20 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
-            for t in pope.followUps {   // Is there a COLOUR SHAPE in the image?
-                let w = words(t.question)
-                XCTAssertEqual(t.answer, drawn(pope, shape: w[4], colour: w[3]).isEmpty ? "no" : "yes", t.question)
-                if t.answer == "no" { absentShapeDrawn.insert(!drawn(pope, shape: w[4]).isEmpty) }
+            let turns = [Turn(pope.question, pope.references[0])] + pope.followUps
+            for t in turns {   // Is there a CATEGORY in the image?
+                XCTAssertEqual(t.answer, drawn(pope, shape: words(t.question)[3]).isEmpty ? "no" : "yes", t.question)
             }
-            popeAnswers.formUnion(pope.followUps.map(\.answer))
+            XCTAssertEqual(turns.map { words($0.question)[3] }.sorted(), ["circle", "cross", "diamond", "ring", "square", "triangle"], "every category asked once")
+            XCTAssertEqual(turns.filter { $0.answer == "yes" }.count, 3, "three drawn, three absent")
+            popeFirst.insert(pope.references[0])
             popeFirstFollowUps.insert(pope.followUps[0].answer)
             let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
             for t in count.followUps {   // How many SHAPEs are there?
@@ -117,9 +118,27 @@ final class FollowUpTests: XCTestCase {
             XCTAssertEqual(Set(named).count, 1, "every turn's answer names the same colour")
             XCTAssertEqual(attribute.followUps.count, 3)
         }
-        XCTAssertEqual(popeAnswers, ["yes", "no"])
+        XCTAssertEqual(popeFirst, ["yes", "no"])
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
-        XCTAssertEqual(absentShapeDrawn, [true, false], "nor does its wording: an absent pair is not always a drawn shape in another colour")
+    }
+
+    /// POPE's six categories are six different figures: each draws its own set of pixels around
+    /// its centre, the same wherever and in whatever colour it is drawn.
+    func testPOPECategoriesAreDistinctFigures() {
+        var figures: [String: Set<[Int]>] = [:]
+        for i in 0..<40 {
+            let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
+            for (object, mark) in zip(pope.image.caption, pope.image.marks) {   // "COLOUR CATEGORY", drawn in order
+                let region = mark.label & 0xFF_FFFF | 0x2000_0000   // the figure's pixels carry its centre's label, kind and colour
+                let offsets = (-7...7).flatMap { dy in (-7...7).map { dx in [dx, dy] } }
+                    .filter { pope.image.label(x: mark.x + $0[0], y: mark.y + $0[1]) == region }
+                figures[String(object.split(separator: " ")[1]), default: []].insert(offsets.flatMap { $0 })
+            }
+        }
+        XCTAssertEqual(figures.keys.sorted(), ["circle", "cross", "diamond", "ring", "square", "triangle"])
+        XCTAssertTrue(figures.values.allSatisfy { $0.count == 1 }, "a category's figure does not change")
+        XCTAssertEqual(Set(figures.values.map { $0.first! }).count, 6)
+        XCTAssertTrue(figures.values.allSatisfy { $0.first!.count / 2 >= 40 }, "each covers a good part of its 12×12 square")
     }
 
     /// Counting needs telling shapes apart: the number of shapes in all does not give the answer.
@@ -141,9 +160,9 @@ final class FollowUpTests: XCTestCase {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             let objects = pope.image.caption
             XCTAssertEqual(objects.count, 3)
-            for t in [Turn(pope.question, pope.references[0])] + pope.followUps {   // Is there a COLOUR SHAPE in the image?
-                let w = t.question.split(separator: " ")
-                XCTAssertEqual(objects.contains("\(w[3]) \(w[4])"), t.answer == "yes", t.question)
+            for t in [Turn(pope.question, pope.references[0])] + pope.followUps {   // Is there a CATEGORY in the image?
+                let category = t.question.split(separator: " ")[3]
+                XCTAssertEqual(objects.contains { $0.hasSuffix(" " + category) }, t.answer == "yes", t.question)
             }
             let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
             for t in [Turn(count.question, count.references[0])] + count.followUps {   // How many SHAPEs are there?
