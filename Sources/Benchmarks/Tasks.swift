@@ -297,21 +297,23 @@ extension BenchmarkTask {
         return Sample(image: c, question: "What colour is the rectangle?", references: [color.name])
     }
 
-    /// Three objects of different categories in random colours; "Is there a CATEGORY in the
+    /// Two to four objects of different categories in random colours; "Is there a CATEGORY in the
     /// image?", as POPE asks about COCO's categories. (Asking for a colour and a shape together
     /// was not learned even in four times `small`'s budget, while categories alone were within it:
     /// README, "Scale presets".)
     static let pope = BenchmarkTask(name: "pope", metric: .pope, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
-        let drawn = Array(objects.shuffled(using: &rng).prefix(3))
-        for (object, p) in zip(drawn, places(3, size: 12, side: side, &rng)) { drawShape(&c, object, x: p.x, y: p.y, size: 12, rng.pick(RGB.named.prefix(6).map(\.color))) }
+        // How many varies: the conversation asks every category, and with a fixed number drawn
+        // its last answers would follow from its first ones.
+        let spots = places(rng.int(2...4), size: 12, side: side, &rng)   // fewer on a small canvas
+        let drawn = Array(objects.shuffled(using: &rng).prefix(spots.count))
+        for (object, p) in zip(drawn, spots) { drawShape(&c, object, x: p.x, y: p.y, size: 12, rng.pick(RGB.named.prefix(6).map(\.color))) }
         let absent = objects.filter { !drawn.contains($0) }
         let ask = rng.pick(rng.nextInt(below: 2) == 0 ? drawn : absent)
         func turn(_ object: String) -> Turn { Turn("Is there a \(object) in the image?", drawn.contains(object) ? "yes" : "no") }
         var s = Sample(image: c, question: turn(ask).question, references: [turn(ask).answer])
         s.label = drawn.contains(ask)
-        // As POPE asks: each object drawn ("yes") and as many that are not ("no"), in a random
-        // order, so that no question's place in the conversation tells its answer.
+        // Every category, in a random order, so that no question's place in the conversation tells its answer.
         s.followUps = objects.filter { $0 != ask }.shuffled(using: &rng).map(turn)
         return s
     }

@@ -87,7 +87,7 @@ final class FollowUpTests: XCTestCase {
             return s.image.marks.filter { labels.contains($0.label) }
         }
         func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
-        var popeFirst: Set<String> = [], popeFirstFollowUps: Set<String> = []
+        var popeFirst: Set<String> = [], popeFirstFollowUps: Set<String> = [], popeYeses: Set<Int> = []
         for i in 0..<20 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             let turns = [Turn(pope.question, pope.references[0])] + pope.followUps
@@ -95,7 +95,7 @@ final class FollowUpTests: XCTestCase {
                 XCTAssertEqual(t.answer, drawn(pope, shape: words(t.question)[3]).isEmpty ? "no" : "yes", t.question)
             }
             XCTAssertEqual(turns.map { words($0.question)[3] }.sorted(), ["circle", "cross", "diamond", "ring", "square", "triangle"], "every category asked once")
-            XCTAssertEqual(turns.filter { $0.answer == "yes" }.count, 3, "three drawn, three absent")
+            popeYeses.insert(turns.filter { $0.answer == "yes" }.count)
             popeFirst.insert(pope.references[0])
             popeFirstFollowUps.insert(pope.followUps[0].answer)
             let count = BenchmarkTask.named("count")!.sample(i, split: .train, side: side)
@@ -120,6 +120,7 @@ final class FollowUpTests: XCTestCase {
         }
         XCTAssertEqual(popeFirst, ["yes", "no"])
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
+        XCTAssertEqual(popeYeses, [2, 3, 4], "nor do its first answers give its last: the number of objects drawn varies")
     }
 
     /// POPE's six categories are six different figures: each draws its own set of pixels around
@@ -159,7 +160,7 @@ final class FollowUpTests: XCTestCase {
             }
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             let objects = pope.image.caption
-            XCTAssertEqual(objects.count, 3)
+            XCTAssertTrue((2...4).contains(objects.count))
             for t in [Turn(pope.question, pope.references[0])] + pope.followUps {   // Is there a CATEGORY in the image?
                 let category = t.question.split(separator: " ")[3]
                 XCTAssertEqual(objects.contains { $0.hasSuffix(" " + category) }, t.answer == "yes", t.question)
