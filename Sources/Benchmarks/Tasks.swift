@@ -172,7 +172,7 @@ private let words = ["STOP", "OPEN", "EXIT", "SALE", "CAFE", "BANK", "PARK", "HO
 private let fields = ["TOTAL", "DATE", "CODE", "ROOM", "PRICE", "ITEM", "CITY", "NAME"]
 private let names = ["ANNA", "BOB", "CHEN", "DIAZ", "EVA", "FORD", "GUS", "HALE"]
 private let shapes = ["circle", "square", "triangle"]
-/// POPE's object categories: the shapes and three more, so that three drawn leave three absent.
+/// POPE's object categories: the shapes and three more, so that some are always absent.
 private let objects = shapes + ["diamond", "ring", "cross"]
 
 private extension SeededGenerator {
@@ -192,17 +192,17 @@ private func drawShape(_ c: inout Canvas, _ shape: String, x: Int, y: Int, size:
     let label = Canvas.label(shape: shape, color: color)
     c.describe("\(color.name!) \(shape)")
     c.mark(Canvas.label(centreOf: shape, color: color), x: x + size / 2, y: y + size / 2)
-    // Offsets from the square's centre, doubled so that even sizes centre exactly.
-    func centred(_ covers: @escaping (Int, Int, Int) -> Bool) -> (Int, Int) -> Bool {
-        { dx, dy in covers(abs(2 * dx - (size - 1)), abs(2 * dy - (size - 1)), size) }
+    // Distances from the square's centre, doubled so that even sizes centre exactly (the size doubled is `size`).
+    func centred(_ covers: @escaping (_ u: Int, _ v: Int) -> Bool) -> (Int, Int) -> Bool {
+        { dx, dy in covers(abs(2 * dx - (size - 1)), abs(2 * dy - (size - 1))) }
     }
     switch shape {
     case "circle": c.disc(centerX: x + size / 2, centerY: y + size / 2, radius: size / 2, color, label: label)
     case "square": c.fill(x: x, y: y, width: size, height: size, color, label: label)
     case "triangle": c.triangle(x: x, y: y, size: size, color, label: label)
-    case "diamond": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v, s in u + v <= s })
-    case "ring": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v, s in (s * s / 4...s * s).contains(u * u + v * v) })
-    case "cross": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v, s in min(u, v) <= s / 3 })
+    case "diamond": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v in u + v <= size })
+    case "ring": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v in (size * size / 4...size * size).contains(u * u + v * v) })
+    case "cross": c.region(x: x, y: y, size: size, color, label: label, covers: centred { u, v in min(u, v) <= size / 3 })
     default: preconditionFailure("no drawing for \(shape)")
     }
 }
@@ -311,8 +311,9 @@ extension BenchmarkTask {
         let absent = objects.filter { !drawn.contains($0) }
         let ask = rng.pick(rng.nextInt(below: 2) == 0 ? drawn : absent)
         func turn(_ object: String) -> Turn { Turn("Is there a \(object) in the image?", drawn.contains(object) ? "yes" : "no") }
-        var s = Sample(image: c, question: turn(ask).question, references: [turn(ask).answer])
-        s.label = drawn.contains(ask)
+        let first = turn(ask)
+        var s = Sample(image: c, question: first.question, references: [first.answer])
+        s.label = first.answer == "yes"
         // Every category, in a random order, so that no question's place in the conversation tells its answer.
         s.followUps = objects.filter { $0 != ask }.shuffled(using: &rng).map(turn)
         return s

@@ -130,10 +130,11 @@ final class FollowUpTests: XCTestCase {
         for i in 0..<40 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             for (object, mark) in zip(pope.image.caption, pope.image.marks) {   // "COLOUR CATEGORY", drawn in order
-                let region = mark.label & 0xFF_FFFF | 0x2000_0000   // the figure's pixels carry its centre's label, kind and colour
+                let (colour, category) = (String(object.split(separator: " ")[0]), String(object.split(separator: " ")[1]))
+                let region = Canvas.label(shape: category, color: RGB.named.first { $0.name == colour }!.color)
                 let offsets = (-7...7).flatMap { dy in (-7...7).map { dx in [dx, dy] } }
                     .filter { pope.image.label(x: mark.x + $0[0], y: mark.y + $0[1]) == region }
-                figures[String(object.split(separator: " ")[1]), default: []].insert(offsets.flatMap { $0 })
+                figures[category, default: []].insert(offsets.flatMap { $0 })
             }
         }
         XCTAssertEqual(figures.keys.sorted(), ["circle", "cross", "diamond", "ring", "square", "triangle"])
