@@ -39,7 +39,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     /// them). `small` is also the training-throughput benchmark's model.
     public static let presets: [String: LlamaConfig] = [
         "tiny": LlamaConfig(hidden: 64, layers: 4, heads: 4, kvHeads: 2, ffn: 192, vocab: 64),
-        "small": LlamaConfig(hidden: 128, layers: 8, heads: 4, kvHeads: 4, ffn: 512, vocab: 512),
+        "small": LlamaConfig(hidden: 128, layers: 8, heads: 4, kvHeads: 4, ffn: 256, vocab: 512),
         "medium": LlamaConfig(hidden: 384, layers: 12, heads: 6, kvHeads: 6, ffn: 1536, vocab: 512),
     ]
 }

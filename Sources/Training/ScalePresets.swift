@@ -15,9 +15,9 @@ extension MultimodalRunConfig {
             (c.grid, c.crops, c.stage1LearningRate, c.stage2LearningRate) = (4, 5, 3e-3, 3e-3)
         case "small":
             // Patches as wide as a character's pitch (6 px), so each character is centred in its own
-            // patch. The decoder is narrow (128) and the batches small (4) so that the budget holds
-            // many steps: learning to look needs steps more than width or batch (README, "Scale presets").
-            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 1850, batchSize: 4, checkpointEvery: 100, seed: seed)
+            // patch. The decoder is narrow (128, FFN 256) and the batches small (4) so that the budget
+            // holds many steps: learning to look needs steps more than width or batch (README, "Scale presets").
+            c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 2300, batchSize: 4, checkpointEvery: 100, seed: seed)
             (c.grid, c.patch, c.stage2LearningRate) = (8, 6, 1e-3)
         case "medium":
             c = MultimodalRunConfig(preset: "medium", variant: variant, stage1Steps: 300, stage2Steps: 3000, batchSize: 16, checkpointEvery: 100, seed: seed)

@@ -48,7 +48,6 @@ final class TaskTests: XCTestCase {
         XCTAssertGreaterThan(parse.standardError(predictions: someRight, samples: pages), 0.01)
     }
 
-    /// Answering without the image does badly on the fine-grained tasks.
     /// Answering without looking (always the most frequent training answer) scores low on every
     /// fine-grained task and near 1/6 on the six-colour probe.
     func testImageBlindAnswersScoreLow() {
@@ -58,6 +57,28 @@ final class TaskTests: XCTestCase {
         }
         let colour = BenchmarkTask.named("colour")!
         XCTAssertEqual(TrainingAnswers(colour, side: 64).blindScore((0..<120).map { colour.sample($0, split: .val, side: 64) }), 1.0 / 6, accuracy: 0.08)
+    }
+
+    /// TextVQA's scene holds a second word besides the sign's, painted on the scene itself: the
+    /// answer is the word on the white plate, so reading whatever text there is does not do.
+    func testTextVQAAsksForTheSignsWordAmongTwo() {
+        var signAbove: Set<Bool> = []
+        for side in [32, 96] {
+            for i in 0..<20 {
+                let s = BenchmarkTask.named("text-vqa")!.sample(i, split: .train, side: side)
+                let texts = s.image.caption.filter { $0 == $0.uppercased() }   // shapes are "colour kind"
+                XCTAssertEqual(texts.count, 2)
+                XCTAssertEqual(texts[0], s.references[0])
+                XCTAssertNotEqual(texts[0], texts[1])
+                // Characters' centres, the sign's first; the blank column after a glyph shows the plate, or the scene.
+                let letters = s.image.marks.filter { $0.label >> 28 == 1 }
+                func onPlate(_ m: Canvas.Mark) -> Bool { s.image[m.x + 3, m.y] == .white }
+                XCTAssertTrue(letters.prefix(texts[0].count).allSatisfy(onPlate))
+                XCTAssertFalse(letters.dropFirst(texts[0].count).contains(where: onPlate))
+                signAbove.insert(letters[0].y < letters.last!.y)
+            }
+        }
+        XCTAssertEqual(signAbove, [true, false], "the sign is above the other word in some scenes, below in others")
     }
 }
 
@@ -82,8 +103,8 @@ final class FollowUpTests: XCTestCase {
 
     /// The shape questions' answers agree with the shapes' centre marks on the canvas.
     func testShapeFollowUpsAnswerWhatWasDrawn() {
-        func drawn(_ s: Sample, shape: String, colour: String? = nil) -> [Canvas.Mark] {
-            let labels = RGB.named.filter { colour == nil || $0.name == colour }.map { Canvas.label(centreOf: shape, color: $0.color) }
+        func drawn(_ s: Sample, shape: String) -> [Canvas.Mark] {
+            let labels = RGB.named.map { Canvas.label(centreOf: shape, color: $0.color) }
             return s.image.marks.filter { labels.contains($0.label) }
         }
         func words(_ q: String) -> [String] { q.split(whereSeparator: { !$0.isLetter }).map(String.init) }
@@ -103,20 +124,27 @@ final class FollowUpTests: XCTestCase {
                 XCTAssertEqual(t.answer, String(drawn(count, shape: String(words(t.question)[2].dropLast())).count), t.question)
             }
             let grounding = BenchmarkTask.named("grounding")!.sample(i, split: .train, side: side)
-            for t in grounding.followUps {   // Where is the COLOUR SHAPE? …
+            for t in [Turn(grounding.question, grounding.references[0])] + grounding.followUps {   // Where is the CATEGORY? …
                 let w = words(t.question), box = t.answer.dropFirst().dropLast().split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! }
-                let centres = drawn(grounding, shape: w[4], colour: w[3])
+                let centres = drawn(grounding, shape: w[3])
                 XCTAssertEqual(centres.count, 1, t.question)
                 let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
                 XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
             }
+            // What color is the object? / What is the object? / Where is the object? (A) … (D) …: the
+            // option each answer names is what was drawn.
             let attribute = BenchmarkTask.named("attribute")!.sample(i, split: .train, side: side)
-            let named = ([Turn(attribute.question, attribute.references[0])] + attribute.followUps).map { t -> String in
-                let option = t.question.range(of: "(\(t.answer)) ")!.upperBound
-                return String(t.question[option...].prefix { $0.isLetter })
+            let mark = attribute.image.marks[0], drawnObject = attribute.image.caption[0].split(separator: " ").map(String.init)   // "COLOUR CATEGORY"
+            let quadrant = ["top", "bottom"][mark.y * 2 / side] + " " + ["left", "right"][mark.x * 2 / side]
+            var asked: [String] = []
+            for t in [Turn(attribute.question, attribute.references[0])] + attribute.followUps {
+                let named = t.question[t.question.range(of: "(\(t.answer)) ")!.upperBound...].prefix { $0 != "(" }.trimmingCharacters(in: .whitespaces)
+                let question = words(t.question).prefix(2).joined(separator: " ")
+                asked.append(question)
+                XCTAssertEqual(named, ["What color": drawnObject[0], "What is": drawnObject[1], "Where is": quadrant][question], t.question)
             }
-            XCTAssertEqual(Set(named).count, 1, "every turn's answer names the same colour")
-            XCTAssertEqual(attribute.followUps.count, 3)
+            XCTAssertEqual(asked.sorted(), ["What color", "What is", "Where is"], "colour, category and place asked once each")
+            XCTAssertEqual(attribute.image.marks.count, 1)
         }
         XCTAssertEqual(popeFirst, ["yes", "no"])
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
@@ -132,7 +160,7 @@ final class FollowUpTests: XCTestCase {
             for (object, mark) in zip(pope.image.caption, pope.image.marks) {   // "COLOUR CATEGORY", drawn in order
                 let (colour, category) = (String(object.split(separator: " ")[0]), String(object.split(separator: " ")[1]))
                 let region = Canvas.label(shape: category, color: RGB.named.first { $0.name == colour }!.color)
-                let offsets = (-7...7).flatMap { dy in (-7...7).map { dx in [dx, dy] } }
+                let offsets = (-11...11).flatMap { dy in (-11...11).map { dx in [dx, dy] } }   // objects of 96 / 4 − 2 = 22 px
                     .filter { pope.image.label(x: mark.x + $0[0], y: mark.y + $0[1]) == region }
                 figures[category, default: []].insert(offsets.flatMap { $0 })
             }
@@ -140,7 +168,7 @@ final class FollowUpTests: XCTestCase {
         XCTAssertEqual(figures.keys.sorted(), ["circle", "cross", "diamond", "ring", "square", "triangle"])
         XCTAssertTrue(figures.values.allSatisfy { $0.count == 1 }, "a category's figure does not change")
         XCTAssertEqual(Set(figures.values.map { $0.first! }).count, 6)
-        XCTAssertTrue(figures.values.allSatisfy { $0.first!.count / 2 >= 40 }, "each covers a good part of its 12×12 square")
+        XCTAssertTrue(figures.values.allSatisfy { $0.first!.count / 2 >= 22 * 22 / 4 }, "each covers a good part of its square")
     }
 
     /// Counting needs telling shapes apart: the number of shapes in all does not give the answer.
