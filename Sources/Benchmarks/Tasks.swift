@@ -172,8 +172,10 @@ private let words = ["STOP", "OPEN", "EXIT", "SALE", "CAFE", "BANK", "PARK", "HO
 private let fields = ["TOTAL", "DATE", "CODE", "ROOM", "PRICE", "ITEM", "CITY", "NAME"]
 private let names = ["ANNA", "BOB", "CHEN", "DIAZ", "EVA", "FORD", "GUS", "HALE"]
 private let shapes = ["circle", "square", "triangle"]
-/// POPE's object categories: the shapes and three more, so that some are always absent.
+/// The object categories of POPE, grounding and attribute: the shapes and three more, so that
+/// POPE always has some absent.
 private let objects = shapes + ["diamond", "ring", "cross"]
+/// The quadrants attribute's object is placed in, by the names its options use.
 private let quadrants = ["top left", "top right", "bottom left", "bottom right"]
 
 private extension SeededGenerator {
