@@ -175,6 +175,8 @@ private let shapes = ["circle", "square", "triangle"]
 /// The object categories of POPE, grounding and attribute: the shapes and three more, so that
 /// POPE always has some absent.
 private let objects = shapes + ["diamond", "ring", "cross"]
+/// The six colours the tasks paint and ask about (black and gray are left to text, clutter and axes).
+private let hues = Array(RGB.named.prefix(6))
 /// The quadrants attribute's object is placed in, by the names its options use.
 private let quadrants = ["top left", "top right", "bottom left", "bottom right"]
 
@@ -225,7 +227,7 @@ private func objectScene(_ rng: inout SeededGenerator, side: Int) -> (canvas: Ca
     let size = side / 4 - 2
     let spots = places(rng.int(2...4), size: size, side: side, &rng)
     let drawn = zip(objects.shuffled(using: &rng), spots).map { (category: $0, x: $1.x, y: $1.y) }
-    for o in drawn { drawShape(&c, o.category, x: o.x, y: o.y, size: size, rng.pick(RGB.named.prefix(6).map(\.color))) }
+    for o in drawn { drawShape(&c, o.category, x: o.x, y: o.y, size: size, rng.pick(hues.map(\.color))) }
     return (c, drawn, size)
 }
 
@@ -253,7 +255,7 @@ extension BenchmarkTask {
         c.line(x0: 0, y0: side - 10, x1: side - 1, y1: side - 10, .black)
         for (i, (label, value)) in zip(labels, values).enumerated() {
             let h = value * (side - 30) / 100 + 2, x = i * width + 2
-            c.fill(x: x, y: side - 10 - h, width: width - 6, height: h, rng.pick(RGB.named.prefix(6).map(\.color)))
+            c.fill(x: x, y: side - 10 - h, width: width - 6, height: h, rng.pick(hues.map(\.color)))
             c.text(String(value), x: x, y: side - 19 - h)
             c.text(label, x: x + 1, y: side - 8)
         }
@@ -266,7 +268,7 @@ extension BenchmarkTask {
     /// Coloured blocks with percentages; the question asks for one colour's share.
     static let infoVQA = BenchmarkTask(name: "info-vqa", metric: .anls, fineGrained: true) { rng, side in
         var c = Canvas(width: side, height: side)
-        var colors = Array(RGB.named.prefix(6))
+        var colors = hues
         colors.shuffle(using: &rng)
         let shares = colors.prefix(3).enumerated().map { i, part -> (String, Int) in
             let y = 2 + i * (side / 3), share = rng.int(1...95)
@@ -312,7 +314,7 @@ extension BenchmarkTask {
     static let colour = BenchmarkTask(name: "colour", metric: .exactMatch, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
         let (w, h) = (rng.int((side / 2)...side), rng.int((side / 2)...side))
-        let color = rng.pick(Array(RGB.named.prefix(6)))
+        let color = rng.pick(hues)
         c.fill(x: rng.int(0...(side - w)), y: rng.int(0...(side - h)), width: w, height: h, color.color)
         return Sample(image: c, question: "What colour is the rectangle?", references: [color.name])
     }
@@ -322,8 +324,8 @@ extension BenchmarkTask {
     /// was not learned even in four times `small`'s budget, while categories alone were within it:
     /// README, "Scale presets".)
     static let pope = BenchmarkTask(name: "pope", metric: .pope, fineGrained: false) { rng, side in
-        // How many varies: the conversation asks every category, and with a fixed number drawn
-        // its last answers would follow from its first ones.
+        // The scene's number of objects varies: the conversation asks every category, and with a
+        // fixed number drawn its last answers would follow from its first ones.
         let (c, scene, _) = objectScene(&rng, side: side), drawn = scene.map(\.category)
         let absent = objects.filter { !drawn.contains($0) }
         let ask = rng.pick(rng.nextInt(below: 2) == 0 ? drawn : absent)
@@ -345,7 +347,7 @@ extension BenchmarkTask {
         var drawn: [String] = []
         for (i, p) in spots.enumerated() {
             drawn.append(i < n ? target : rng.pick(shapes.filter { $0 != target }))
-            drawShape(&c, drawn[i], x: p.x, y: p.y, size: 9, rng.pick(RGB.named.prefix(6).map(\.color)))
+            drawShape(&c, drawn[i], x: p.x, y: p.y, size: 9, rng.pick(hues.map(\.color)))
         }
         var s = Sample(image: c, question: "How many \(target)s are there?", references: [String(min(n, spots.count))])
         s.followUps = shapes.filter { $0 != target }.map { shape in Turn("How many \(shape)s are there?", String(drawn.filter { $0 == shape }.count)) }
@@ -358,7 +360,7 @@ extension BenchmarkTask {
     static let attribute = BenchmarkTask(name: "attribute", metric: .exactMatch, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
         let size = side / 4 + 2, quadrant = rng.nextInt(below: 4)
-        let color = rng.pick(Array(RGB.named.prefix(6))), category = rng.pick(objects)
+        let color = rng.pick(hues), category = rng.pick(objects)
         drawShape(&c, category, x: quadrant % 2 * side / 2 + rng.int(0...(side / 2 - size)), y: quadrant / 2 * side / 2 + rng.int(0...(side / 2 - size)),
                   size: size, color.color)
         func ask(_ question: String, _ truth: String, among others: [String]) -> Turn {
@@ -366,7 +368,7 @@ extension BenchmarkTask {
             let choices = zip(letters, options).map { "(\($0)) \($1)" }.joined(separator: " ")
             return Turn("\(question) \(choices)", letters[options.firstIndex(of: truth)!])
         }
-        let turns = [ask("What color is the object?", color.name, among: RGB.named.prefix(6).map(\.name)),
+        let turns = [ask("What color is the object?", color.name, among: hues.map(\.name)),
                      ask("What is the object?", category, among: objects),
                      ask("Where is the object?", quadrants[quadrant], among: quadrants)].shuffled(using: &rng)
         var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])

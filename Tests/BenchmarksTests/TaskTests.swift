@@ -155,13 +155,13 @@ final class FollowUpTests: XCTestCase {
     /// its centre, the same wherever and in whatever colour it is drawn.
     func testPOPECategoriesAreDistinctFigures() {
         var figures: [String: Set<[Int]>] = [:]
+        let square = (-11...11).flatMap { dy in (-11...11).map { dx in [dx, dy] } }   // about a centre: objects of 96 / 4 − 2 = 22 px
         for i in 0..<40 {
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             for (object, mark) in zip(pope.image.caption, pope.image.marks) {   // "COLOUR CATEGORY", drawn in order
                 let (colour, category) = (String(object.split(separator: " ")[0]), String(object.split(separator: " ")[1]))
                 let region = Canvas.label(shape: category, color: RGB.named.first { $0.name == colour }!.color)
-                let offsets = (-11...11).flatMap { dy in (-11...11).map { dx in [dx, dy] } }   // objects of 96 / 4 − 2 = 22 px
-                    .filter { pope.image.label(x: mark.x + $0[0], y: mark.y + $0[1]) == region }
+                let offsets = square.filter { pope.image.label(x: mark.x + $0[0], y: mark.y + $0[1]) == region }
                 figures[category, default: []].insert(offsets.flatMap { $0 })
             }
         }
