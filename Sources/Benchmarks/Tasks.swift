@@ -133,7 +133,8 @@ public struct TrainingAnswers: Sendable {
 
     public init(_ task: BenchmarkTask, side: Int, count: Int = 400) {
         let train = (0..<count).map { task.sample($0, split: .train, side: side) }
-        func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.map { $0.references[0] })[0].answer }
+        // Every reference counts (text-vqa's annotators; multiple choice: the letter as well as the text).
+        func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.flatMap(\.references))[0].answer }
         self.task = task
         byQuestion = Dictionary(grouping: train, by: \.question).mapValues(mostFrequent)
         overall = mostFrequent(train)
@@ -142,7 +143,8 @@ public struct TrainingAnswers: Sendable {
     }
 
     /// What a model that ignores the image answers: to each sample, the most frequent training
-    /// answer to the same question, else the most frequent overall (POPE: always "yes" or "no").
+    /// answer to the same question, else the most frequent overall (POPE: always "yes" or "no";
+    /// attribute: always the same letter).
     public func blindAnswers(to samples: [Sample]) -> [String] { samples.map { byQuestion[$0.question] ?? overall } }
 
     /// The headline score of `blindAnswers` on `samples`: the level a model that looks must clear.
@@ -357,22 +359,27 @@ extension BenchmarkTask {
     /// One object; multiple choice about its colour, its category and where it is, in a random
     /// order, each question with options of its own. (Asking the same question with the options
     /// reordered let every turn after the first be answered from the first, without the image.)
+    /// The answer is the option's text, and its letter scores too, as lmms-eval's MMBench
+    /// evaluator infers the chosen option from either: answering a letter means finding the
+    /// option that names what was seen, a lookup this from-scratch decoder did not learn even
+    /// from text in thousands of steps (README, "Scale presets").
     static let attribute = BenchmarkTask(name: "attribute", metric: .exactMatch, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)
         let size = side / 4 + 2, quadrant = rng.nextInt(below: 4)
         let color = rng.pick(hues), category = rng.pick(objects)
         drawShape(&c, category, x: quadrant % 2 * side / 2 + rng.int(0...(side / 2 - size)), y: quadrant / 2 * side / 2 + rng.int(0...(side / 2 - size)),
                   size: size, color.color)
-        func ask(_ question: String, _ truth: String, among others: [String]) -> Turn {
+        // Each question with its answer's letter, which scores as well as the answer's text.
+        func ask(_ question: String, _ truth: String, among others: [String]) -> (turn: Turn, letter: String) {
             let options = ([truth] + others.filter { $0 != truth }.shuffled(using: &rng).prefix(3)).shuffled(using: &rng), letters = ["A", "B", "C", "D"]
             let choices = zip(letters, options).map { "(\($0)) \($1)" }.joined(separator: " ")
-            return Turn("\(question) \(choices)", letters[options.firstIndex(of: truth)!])
+            return (Turn("\(question) \(choices)", truth), letters[options.firstIndex(of: truth)!])
         }
-        let turns = [ask("What color is the object?", color.name, among: hues.map(\.name)),
+        let asked = [ask("What color is the object?", color.name, among: hues.map(\.name)),
                      ask("What is the object?", category, among: objects),
                      ask("Where is the object?", quadrants[quadrant], among: quadrants)].shuffled(using: &rng)
-        var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])
-        s.followUps = Array(turns.dropFirst())
+        var s = Sample(image: c, question: asked[0].turn.question, references: [asked[0].turn.answer, asked[0].letter])
+        s.followUps = asked.dropFirst().map(\.turn)
         return s
     }
 

@@ -131,18 +131,21 @@ final class FollowUpTests: XCTestCase {
                 let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
                 XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
             }
-            // What color is the object? / What is the object? / Where is the object? (A) … (D) …: the
-            // option each answer names is what was drawn.
+            // What color is the object? / What is the object? / Where is the object? (A) … (D) …: each
+            // answer is what was drawn, one of the question's options; the first's letter scores too.
             let attribute = BenchmarkTask.named("attribute")!.sample(i, split: .train, side: side)
             let mark = attribute.image.marks[0], drawnObject = attribute.image.caption[0].split(separator: " ").map(String.init)   // "COLOUR CATEGORY"
             let quadrant = ["top", "bottom"][mark.y * 2 / side] + " " + ["left", "right"][mark.x * 2 / side]
             var asked: [String] = []
             for t in [Turn(attribute.question, attribute.references[0])] + attribute.followUps {
-                let named = t.question[t.question.range(of: "(\(t.answer)) ")!.upperBound...].prefix { $0 != "(" }.trimmingCharacters(in: .whitespaces)
                 let question = words(t.question).prefix(2).joined(separator: " ")
                 asked.append(question)
-                XCTAssertEqual(named, ["What color": drawnObject[0], "What is": drawnObject[1], "Where is": quadrant][question], t.question)
+                XCTAssertEqual(t.answer, ["What color": drawnObject[0], "What is": drawnObject[1], "Where is": quadrant][question], t.question)
+                XCTAssertEqual(t.question.components(separatedBy: ") \(t.answer)").count, 2, "the answer is one option: \(t.question)")
             }
+            let letter = attribute.references[1]
+            XCTAssertTrue(attribute.question.contains("(\(letter)) \(attribute.references[0])"), "the letter is the answer's option's")
+            XCTAssertEqual(Metrics.exactMatch(prediction: letter, references: attribute.references), 1)
             XCTAssertEqual(asked.sorted(), ["What color", "What is", "Where is"], "colour, category and place asked once each")
             XCTAssertEqual(attribute.image.marks.count, 1)
         }
