@@ -222,13 +222,13 @@ private func places(_ count: Int, size: Int, side: Int, _ rng: inout SeededGener
     return free.prefix(count).map { ($0 % cells * (size + 2) + 1, $0 / cells * (size + 2) + 1) }
 }
 
-/// Two to four objects of different categories in random colours, one to a cell of a 4×4 grid
-/// (POPE and grounding): big enough to cover several patches of every view.
-private func objectScene(_ rng: inout SeededGenerator, side: Int) -> (canvas: Canvas, objects: [(category: String, x: Int, y: Int)], size: Int) {
+/// Objects of the given categories in random colours, one to a cell of a 4×4 grid (POPE and
+/// grounding): big enough to cover several patches of every view.
+private func objectScene(_ rng: inout SeededGenerator, side: Int, categories: [String]) -> (canvas: Canvas, objects: [(category: String, x: Int, y: Int)], size: Int) {
     var c = Canvas(width: side, height: side)
     let size = side / 4 - 2
-    let spots = places(rng.int(2...4), size: size, side: side, &rng)
-    let drawn = zip(objects.shuffled(using: &rng), spots).map { (category: $0, x: $1.x, y: $1.y) }
+    let spots = places(categories.count, size: size, side: side, &rng)
+    let drawn = zip(categories, spots).map { (category: $0, x: $1.x, y: $1.y) }
     for o in drawn { drawShape(&c, o.category, x: o.x, y: o.y, size: size, rng.pick(hues.map(\.color))) }
     return (c, drawn, size)
 }
@@ -321,16 +321,16 @@ extension BenchmarkTask {
         return Sample(image: c, question: "What colour is the rectangle?", references: [color.name])
     }
 
-    /// Two to four objects of different categories (`objectScene`); "Is there a CATEGORY in the
+    /// Each category drawn or not as a coin falls (`objectScene`); "Is there a CATEGORY in the
     /// image?", as POPE asks about COCO's categories. (Asking for a colour and a shape together
     /// was not learned even in four times `small`'s budget, while categories alone were within it:
     /// README, "Scale presets".)
     static let pope = BenchmarkTask(name: "pope", metric: .pope, fineGrained: false) { rng, side in
-        // The scene's number of objects varies: the conversation asks every category, and with a
-        // fixed number drawn its last answers would follow from its first ones.
-        let (c, scene, _) = objectScene(&rng, side: side), drawn = scene.map(\.category)
-        let absent = objects.filter { !drawn.contains($0) }
-        let ask = rng.pick(rng.nextInt(below: 2) == 0 ? drawn : absent)
+        // The conversation asks every category; with categories drawn independently, no answer
+        // tells another (with two to four drawn, the last answers followed from the first ones).
+        let (c, scene, _) = objectScene(&rng, side: side, categories: objects.filter { _ in rng.nextInt(below: 2) == 0 }.shuffled(using: &rng))
+        let drawn = scene.map(\.category)
+        let ask = rng.pick(objects)
         func turn(_ object: String) -> Turn { Turn("Is there a \(object) in the image?", drawn.contains(object) ? "yes" : "no") }
         let first = turn(ask)
         var s = Sample(image: c, question: first.question, references: [first.answer])
@@ -387,7 +387,7 @@ extension BenchmarkTask {
     /// for one's box. (Naming an object by its colour and shape together was not learned even in
     /// four times `small`'s budget, as POPE's pairs were not: README, "Scale presets".)
     static let grounding = BenchmarkTask(name: "grounding", metric: .grounding, fineGrained: false) { rng, side in
-        let (c, scene, size) = objectScene(&rng, side: side), scale = 100.0 / Double(side)
+        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(2...4)))), scale = 100.0 / Double(side)
         let boxes = scene.map { o in
             Metrics.Box((Double(o.x) * scale).rounded(), (Double(o.y) * scale).rounded(),
                         (Double(o.x + size) * scale).rounded(), (Double(o.y + size) * scale).rounded())

@@ -151,7 +151,16 @@ final class FollowUpTests: XCTestCase {
         }
         XCTAssertEqual(popeFirst, ["yes", "no"])
         XCTAssertEqual(popeFirstFollowUps, ["yes", "no"], "the conversation's order does not give the answers away")
-        XCTAssertEqual(popeYeses, [2, 3, 4], "nor do its first answers give its last: the number of objects drawn varies")
+        XCTAssertTrue(popeYeses.isSuperset(of: [1, 2, 3, 4, 5]), "the number of objects drawn varies: \(popeYeses.sorted())")
+        // Nor do its first answers give its last: with two to four objects drawn, a first "yes" made the last "no" likelier.
+        var lastYes = ["yes": 0, "no": 0], first = ["yes": 0, "no": 0]
+        for i in 0..<600 {
+            let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
+            first[pope.references[0]]! += 1
+            if pope.followUps.last!.answer == "yes" { lastYes[pope.references[0]]! += 1 }
+        }
+        let (afterYes, afterNo) = (Double(lastYes["yes"]!) / Double(first["yes"]!), Double(lastYes["no"]!) / Double(first["no"]!))
+        XCTAssertLessThan(abs(afterYes - afterNo), 0.1, "the last answer is 'yes' as often after a first 'yes' (\(afterYes)) as after a 'no' (\(afterNo))")
     }
 
     /// POPE's six categories are six different figures: each draws its own set of pixels around
@@ -192,7 +201,7 @@ final class FollowUpTests: XCTestCase {
             }
             let pope = BenchmarkTask.named("pope")!.sample(i, split: .train, side: side)
             let objects = pope.image.caption
-            XCTAssertTrue((2...4).contains(objects.count))
+            XCTAssertEqual(objects.count, ([pope.references[0]] + pope.followUps.map(\.answer)).filter { $0 == "yes" }.count, "one object for each 'yes'")
             for t in [Turn(pope.question, pope.references[0])] + pope.followUps {   // Is there a CATEGORY in the image?
                 let category = t.question.split(separator: " ")[3]
                 XCTAssertEqual(objects.contains { $0.hasSuffix(" " + category) }, t.answer == "yes", t.question)
