@@ -229,7 +229,7 @@ private func objectScene(_ rng: inout SeededGenerator, side: Int, categories: [S
     let size = side / 4 - 2
     let spots = places(categories.count, size: size, side: side, &rng)
     let drawn = zip(categories, spots).map { (category: $0, x: $1.x, y: $1.y) }
-    for o in drawn { drawShape(&c, o.category, x: o.x, y: o.y, size: size, rng.pick(hues.map(\.color))) }
+    for o in drawn { drawShape(&c, o.category, x: o.x, y: o.y, size: size, rng.pick(hues).color) }
     return (c, drawn, size)
 }
 
@@ -257,7 +257,7 @@ extension BenchmarkTask {
         c.line(x0: 0, y0: side - 10, x1: side - 1, y1: side - 10, .black)
         for (i, (label, value)) in zip(labels, values).enumerated() {
             let h = value * (side - 30) / 100 + 2, x = i * width + 2
-            c.fill(x: x, y: side - 10 - h, width: width - 6, height: h, rng.pick(hues.map(\.color)))
+            c.fill(x: x, y: side - 10 - h, width: width - 6, height: h, rng.pick(hues).color)
             c.text(String(value), x: x, y: side - 19 - h)
             c.text(label, x: x + 1, y: side - 8)
         }
@@ -349,7 +349,7 @@ extension BenchmarkTask {
         var drawn: [String] = []
         for (i, p) in spots.enumerated() {
             drawn.append(i < n ? target : rng.pick(shapes.filter { $0 != target }))
-            drawShape(&c, drawn[i], x: p.x, y: p.y, size: 9, rng.pick(hues.map(\.color)))
+            drawShape(&c, drawn[i], x: p.x, y: p.y, size: 9, rng.pick(hues).color)
         }
         var s = Sample(image: c, question: "How many \(target)s are there?", references: [String(min(n, spots.count))])
         s.followUps = shapes.filter { $0 != target }.map { shape in Turn("How many \(shape)s are there?", String(drawn.filter { $0 == shape }.count)) }
@@ -387,7 +387,8 @@ extension BenchmarkTask {
     /// for one's box. (Naming an object by its colour and shape together was not learned even in
     /// four times `small`'s budget, as POPE's pairs were not: README, "Scale presets".)
     static let grounding = BenchmarkTask(name: "grounding", metric: .grounding, fineGrained: false) { rng, side in
-        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(2...4)))), scale = 100.0 / Double(side)
+        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(2...4))))
+        let scale = 100.0 / Double(side)
         let boxes = scene.map { o in
             Metrics.Box((Double(o.x) * scale).rounded(), (Double(o.y) * scale).rounded(),
                         (Double(o.x + size) * scale).rounded(), (Double(o.y + size) * scale).rounded())
