@@ -114,9 +114,10 @@ public struct BenchmarkTask: Sendable {
 
     public static let all: [BenchmarkTask] = [docVQA, chartQA, infoVQA, textVQA, ocr, pope, count, attribute, grounding, docParse]
 
-    /// Tasks outside the suite (not in `all`, not in Score_fine): `colour` is built to be easy, a
-    /// check that a model learns to look at all.
-    public static let probes: [BenchmarkTask] = [colour]
+    /// Tasks outside the suite (not in `all`, not in Score_fine), built to be easy: `colour` checks
+    /// that a model learns to look at all; `locate` asks grounding's question about a lone object,
+    /// so it checks that a model can write a box, apart from finding the object a question names.
+    public static let probes: [BenchmarkTask] = [colour, locate]
 
     public static func named(_ name: String) -> BenchmarkTask? { (all + probes).first { $0.name == name } }
 }
@@ -386,8 +387,12 @@ extension BenchmarkTask {
     /// Two to four objects of different categories (`objectScene`); "Where is the CATEGORY?" asks
     /// for one's box. (Naming an object by its colour and shape together was not learned even in
     /// four times `small`'s budget, as POPE's pairs were not: README, "Scale presets".)
-    static let grounding = BenchmarkTask(name: "grounding", metric: .grounding, fineGrained: false) { rng, side in
-        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(2...4))))
+    static let grounding = groundingTask(name: "grounding", count: 2...4)
+    /// Grounding with one object (a probe).
+    static let locate = groundingTask(name: "locate", count: 1...1)
+
+    private static func groundingTask(name: String, count: ClosedRange<Int>) -> BenchmarkTask { BenchmarkTask(name: name, metric: .grounding, fineGrained: false) { rng, side in
+        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(count))))
         let scale = 100.0 / Double(side)
         let boxes = scene.map { o in
             Metrics.Box((Double(o.x) * scale).rounded(), (Double(o.y) * scale).rounded(),
@@ -400,7 +405,7 @@ extension BenchmarkTask {
         s.box = boxes[0]
         s.followUps = Array(turns.dropFirst())
         return s
-    }
+    } }
 
     static let docParse = BenchmarkTask(name: "doc-parse", metric: .documentParsing, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)

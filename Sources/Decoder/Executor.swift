@@ -89,15 +89,15 @@ public final class DecoderPass {
     /// Accumulates the gradient of lossSum / `normalizer` into every parameter's `grad`. The
     /// normalizer defaults to this pass's own target count (the mean loss); a batch split over
     /// several passes gives each the count of the whole batch.
-    public func backward(normalizer: Int? = nil) {
+    public func backward(normalizer: Float? = nil) {
         precondition(keepsActivations, "this pass was built without activations for a backward")
-        let normalizer = normalizer ?? countedTargets
+        let normalizer = normalizer ?? Float(countedTargets)
         guard countedTargets > 0, normalizer > 0 else { return }
         let c = model.config, t = packing.tokens, d = c.hidden
         let (dLogits, dNormed, dResidual, scratch) = gradients
         dLogits.zero(); dNormed.zero(); dResidual.zero()
         CrossEntropy.backward(logits: logits.data, targets: flatTargets, lse: lse.data, dLogits: dLogits.data,
-                              vocab: c.vocab, scale: 1 / Float(normalizer))
+                              vocab: c.vocab, scale: 1 / normalizer)
         Linear.backward(dy: dLogits.data, x: finalNormed.data, w: model.head.value.data, dx: dNormed.data,
                         dw: model.head.grad.data, rows: t, inFeatures: d, outFeatures: c.vocab)
         // The gradient along the residual stream, carried back through the layers in place.

@@ -125,13 +125,13 @@ public final class GraphPass {
 
     /// Accumulates the gradient of lossSum / normalizer (default: the mean loss) into every
     /// parameter and into `inputGradient`.
-    public func backward(normalizer: Int? = nil) {
+    public func backward(normalizer: Float? = nil) {
         precondition(keepsForBackward, "this pass was made for inference")
-        let normalizer = normalizer ?? countedTargets
+        let normalizer = normalizer ?? Float(countedTargets)
         let dLogits = Tensor(shape: logits.shape)
         if normalizer > 0 {
             CrossEntropy.backward(logits: logits.data, targets: finalTargets, lse: lse.data, dLogits: dLogits.data,
-                                  vocab: config.vocab, scale: 1 / Float(normalizer))
+                                  vocab: config.vocab, scale: 1 / normalizer)
         }
         var dx = dLogits.linearBackward(model.decoder.head, input: finalNormed)
             .rmsNormBackward(model.decoder.finalNorm, input: finalHidden, rstd: finalRstd)

@@ -30,7 +30,7 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     /// What code made the run's results: bumped whenever Squeeze changes what a run would give
     /// (the encoder stand-in, a task, the loss), so that an earlier run is not taken as complete.
     public var generation = RunSpec.generation
-    public static let generation = 12
+    public static let generation = 13
 
     /// A run of a scale preset with the preset's recipe and geometry.
     public init?(preset: String) {

@@ -124,7 +124,7 @@ public final class MultimodalPass {
     public func forward() -> Float { pass.forward() }
 
     /// Accumulates gradients into the decoder, the variant's modules, the newline embedding and the projector.
-    public func backward(normalizer: Int? = nil) {
+    public func backward(normalizer: Float? = nil) {
         pass.backward(normalizer: normalizer)
         let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
         let dInputs = pass.inputGradient, dVision = Tensor(shape: [model.geometry.crops * perCrop, d])
@@ -177,10 +177,10 @@ public final class MultimodalTrainer {
         replicas = [model] + (1..<Self.shards).map { _ in model.replica() }
     }
 
-    /// One step on `samples`; returns their loss before the update (see `accumulateGradients`).
+    /// One step on `samples`; returns their loss before the update, unweighted (see `accumulateGradients`).
     @discardableResult
-    public func train(on samples: [Sample], seeingImages: Bool = true) -> StepReport {
-        let (losses, tokens) = accumulateGradients(samples, seeingImages: seeingImages)
+    public func train(on samples: [Sample], weights: [Float]? = nil, seeingImages: Bool = true) -> StepReport {
+        let (losses, tokens) = accumulateGradients(samples, weights: weights, seeingImages: seeingImages)
         let index = step, (norm, rate) = optimization.update()
         return StepReport(step: index, loss: losses.reduce(0, +) / Float(losses.count), gradientNorm: norm, learningRate: rate,
                           tokens: tokens, sampleLosses: losses)
@@ -190,7 +190,8 @@ public final class MultimodalTrainer {
     /// and the tokens processed. The loss is the mean over samples of each answer's mean token loss: every
     /// sample weighs the same, so that a page's transcription (fifty tokens) does not drown the
     /// one-token answers of counting, POPE or multiple choice, as a mean over tokens would.
-    public func accumulateGradients(_ samples: [Sample], seeingImages: Bool = true) -> (losses: [Float], tokens: Int) {
+    /// `weights` scale the samples' terms (1 each by default; `MultimodalRunConfig.lossWeights`).
+    public func accumulateGradients(_ samples: [Sample], weights: [Float]? = nil, seeingImages: Bool = true) -> (losses: [Float], tokens: Int) {
         let shards = (0..<replicas.count).map { s in Array(stride(from: s, to: samples.count, by: replicas.count)) }
         var passes = [MultimodalPass?](repeating: nil, count: samples.count)
         passes.withUnsafeMutableBufferPointer { slots in   // shards fill disjoint slots
@@ -204,7 +205,7 @@ public final class MultimodalTrainer {
         }
         let done = passes.map { $0! }
         Parallel.forEach(replicas.count) { s, _ in
-            for i in shards[s] { done[i].backward(normalizer: max(1, done[i].pass.countedTargets) * samples.count) }
+            for i in shards[s] { done[i].backward(normalizer: Float(max(1, done[i].pass.countedTargets) * samples.count) / (weights?[i] ?? 1)) }
         }
         addReplicaGradients(into: model.parameters, from: replicas.dropFirst().map(\.parameters))
         return (done.map { Float($0.pass.lossSum / Double(max(1, $0.pass.countedTargets))) }, done.reduce(0) { $0 + $1.layout.count })

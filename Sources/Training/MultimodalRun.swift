@@ -15,6 +15,11 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public var stage1Steps: Int, stage2Steps: Int, batchSize: Int
     /// Questions asked about each training image: its first and up to `turns − 1` follow-ups.
     public var turns = 1
+    /// How much each task's samples weigh in the loss, by task name (1 where unnamed). A sample's
+    /// term is its answers' mean token loss, so a task whose answers spend many tokens on what
+    /// follows from a few (a box: four numbers, the second pair fixed by the first) weighs less
+    /// per informative token than a one-word answer.
+    public var lossWeights: [String: Float] = [:]
     /// Stage 1 trains the projector, newline and the variant's modules; stage 2 everything.
     public var languageLearningRate: Float = 1e-3, stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
     public var checkpointEvery: Int
@@ -105,7 +110,7 @@ public final class MultimodalRun {
             if trainer == nil || step > 0 && config.stage(at: step - 1) != stage {
                 trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: stage))
             }
-            let batch = config.batch(step: step), r = trainer!.train(on: batch, seeingImages: stage > 0)
+            let batch = config.batch(step: step), r = trainer!.train(on: batch, weights: batch.map { config.lossWeights[$0.task] ?? 1 }, seeingImages: stage > 0)
             step += 1
             // Each task's mean loss in the step (empty where the batch had none of it).
             let byTask = Dictionary(grouping: zip(batch, r.sampleLosses), by: \.0.task).mapValues { $0.map(\.1).reduce(0, +) / Float($0.count) }

@@ -19,6 +19,9 @@ extension MultimodalRunConfig {
             // holds many steps: learning to look needs steps more than width or batch (README, "Scale presets").
             c = MultimodalRunConfig(preset: "small", variant: variant, stage1Steps: 30, stage2Steps: 2300, batchSize: 4, checkpointEvery: 100, seed: seed)
             (c.grid, c.patch, c.stage2LearningRate) = (8, 6, 1e-3)
+            // A box answer (about 16 tokens) carries its information in a few digits: weighed as
+            // much as a one-word answer per informative token, grounding rises above blind (README).
+            c.lossWeights = ["grounding": 4]
         case "medium":
             c = MultimodalRunConfig(preset: "medium", variant: variant, stage1Steps: 300, stage2Steps: 3000, batchSize: 16, checkpointEvery: 100, seed: seed)
         default:

@@ -97,7 +97,7 @@ public final class Trainer {
         Parallel.forEach(active.count) { i, _ in active[i].forward() }
         let counted = active.reduce(0) { $0 + $1.countedTargets }
         let lossSum = active.reduce(0.0) { $0 + $1.lossSum }
-        Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: counted) }
+        Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: Float(counted)) }
         addReplicaGradients(into: model.parameters, from: replicas[1..<shards.count].map(\.parameters))
 
         let index = step, (norm, rate) = optimization.update()

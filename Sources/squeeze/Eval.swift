@@ -10,7 +10,7 @@ struct Eval: ParsableCommand {
 
     @Argument(help: "A run directory written by 'squeeze train' (multimodal).")
     var directory: String
-    @Option(help: "Benchmarks: 'all' (the suite) or a comma-separated list of \(BenchmarkTask.all.map(\.name).joined(separator: ", ")), 'all' and the probe 'colour'.")
+    @Option(help: "Benchmarks: 'all' (the suite) or a comma-separated list of \(BenchmarkTask.all.map(\.name).joined(separator: ", ")), 'all' and the probes \(BenchmarkTask.probes.map { "'\($0.name)'" }.joined(separator: " and ")).")
     var benchmarks = "all"
     @Option(help: "Samples per benchmark.")
     var samples = 50

@@ -98,7 +98,7 @@ final class FollowUpTests: XCTestCase {
             }
         }
         for name in ["doc-vqa", "chart-qa", "info-vqa", "pope", "count", "attribute", "grounding"] { XCTAssertGreaterThan(asked[name]!, 9, name) }
-        for name in ["text-vqa", "ocr", "doc-parse", "colour"] { XCTAssertEqual(asked[name], 0, name) }
+        for name in ["text-vqa", "ocr", "doc-parse", "colour", "locate"] { XCTAssertEqual(asked[name], 0, name) }
     }
 
     /// The shape questions' answers agree with the shapes' centre marks on the canvas.
@@ -123,13 +123,16 @@ final class FollowUpTests: XCTestCase {
             for t in count.followUps {   // How many SHAPEs are there?
                 XCTAssertEqual(t.answer, String(drawn(count, shape: String(words(t.question)[2].dropLast())).count), t.question)
             }
-            let grounding = BenchmarkTask.named("grounding")!.sample(i, split: .train, side: side)
-            for t in [Turn(grounding.question, grounding.references[0])] + grounding.followUps {   // Where is the CATEGORY? …
-                let w = words(t.question), box = t.answer.dropFirst().dropLast().split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! }
-                let centres = drawn(grounding, shape: w[3])
-                XCTAssertEqual(centres.count, 1, t.question)
-                let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
-                XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
+            for (name, objects) in [("grounding", 2...4), ("locate", 1...1)] {
+                let grounding = BenchmarkTask.named(name)!.sample(i, split: .train, side: side)
+                XCTAssertTrue(objects.contains(grounding.image.marks.count), name)
+                for t in [Turn(grounding.question, grounding.references[0])] + grounding.followUps {   // Where is the CATEGORY? …
+                    let w = words(t.question), box = t.answer.dropFirst().dropLast().split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! }
+                    let centres = drawn(grounding, shape: w[3])
+                    XCTAssertEqual(centres.count, 1, t.question)
+                    let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
+                    XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
+                }
             }
             // What color is the object? / What is the object? / Where is the object? (A) … (D) …: each
             // answer is what was drawn, one of the question's options; the first's letter scores too.

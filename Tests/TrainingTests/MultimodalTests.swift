@@ -77,7 +77,7 @@ final class MultimodalTests: XCTestCase {
         reference.zeroGradients()
         let passes = samples.map { MultimodalPass(model: reference, sample: $0, withAnswer: true) }
         for p in passes { p.forward() }
-        for p in passes { p.backward(normalizer: p.pass.countedTargets * samples.count) }   // each sample's mean, averaged
+        for p in passes { p.backward(normalizer: Float(p.pass.countedTargets * samples.count)) }   // each sample's mean, averaged
         var gradients: [[[Float]]] = []
         for threads in [1, 2] {
             let saved = BLAS.threads
@@ -92,6 +92,25 @@ final class MultimodalTests: XCTestCase {
             let scale = p.grad.array.map(abs).max()!
             for (a, b) in zip(p.grad.array, g) { XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * scale, p.name) }
         }
+    }
+
+    /// A sample's loss weight scales its term of the gradient: weights (3, 0) give three times
+    /// the gradient of the first sample's term alone (the batch still of two).
+    func testLossWeightsScaleEachSamplesTerm() throws {
+        let samples = (0..<2).map { BenchmarkTask.named("grounding")!.sample($0, split: .train, side: geometry.imageSide) }
+        func gradients(_ weights: [Float]?, of batch: [Sample]) throws -> [[Float]] {
+            let m = try model("baseline")
+            _ = MultimodalTrainer(model: m, recipe: TrainingRecipe(steps: 1, learningRate: 1e-2, warmupSteps: 1)).accumulateGradients(batch, weights: weights)
+            return m.parameters.map(\.grad.array)
+        }
+        let weighted = try gradients([3, 0], of: samples)
+        // The first sample's term alone: its mean token loss over a batch of one, halved.
+        let alone = try gradients(nil, of: [samples[0]])
+        for (w, a) in zip(weighted, alone) {
+            let scale = a.map(abs).max()!
+            for (x, y) in zip(w, a) { XCTAssertEqual(x, 1.5 * y, accuracy: 1e-5 * scale) }
+        }
+        XCTAssertGreaterThan(alone.joined().map(abs).max()!, 0)
     }
 
     /// End to end on the `tiny` scale: a few hundred steps on the task built to be easy (the
