@@ -33,6 +33,14 @@ public struct RunRecord {
         let fine = benchmarks.filter(\.fineGrained)
         return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.headline } / Double(fine.count)
     }
+
+    /// Score_fine's standard error, as `Evaluation.scoreFineStandardError` gives it; nil unless
+    /// every fine-grained benchmark has one.
+    public var scoreFineStandardError: Double? {
+        let fine = benchmarks.filter(\.fineGrained), errors = fine.compactMap(\.standardError)
+        guard !fine.isEmpty, errors.count == fine.count else { return nil }
+        return Evaluation.meanStandardError(errors)
+    }
 }
 
 /// One benchmark's results in a run.
@@ -41,6 +49,9 @@ public struct BenchmarkRecord {
     public var fineGrained: Bool
     public var headline: Double
     public var scores: [String: Double]
+    /// The headline's standard error over the samples (`Evaluation.standardError`); nil for
+    /// imported results, which do not carry one.
+    public var standardError: Double?
     public var perSampleMetric = "", perSample: [Double] = [], predictions: [String] = [], prefillSeconds: [Double] = []
 
     public init(name: String, fineGrained: Bool, headline: Double, scores: [String: Double]) {
@@ -50,6 +61,7 @@ public struct BenchmarkRecord {
     public init(_ e: Evaluation) {
         self.init(name: e.task, fineGrained: e.fineGrained, headline: e.headline, scores: e.scores)
         (perSampleMetric, perSample, predictions, prefillSeconds) = (e.perSample.metric, e.perSample.values, e.predictions, e.prefillSeconds)
+        standardError = e.standardError
     }
 }
 

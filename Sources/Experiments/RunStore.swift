@@ -64,10 +64,12 @@ public struct RunStore {
 
         try file.createGroup("scores")
         try file.setAttribute("score_fine", r.scoreFine, on: "scores")
+        if let se = r.scoreFineStandardError { try file.setAttribute("score_fine_standard_error", se, on: "scores") }
         for b in r.benchmarks {
             let group = "scores/\(b.name)"
             try file.createGroup(group)
             try file.setAttribute("headline", b.headline, on: group)
+            if let se = b.standardError { try file.setAttribute("standard_error", se, on: group) }
             try file.setAttribute("fine_grained", b.fineGrained ? 1 : 0, on: group)
             for (metric, value) in b.scores { try file.setAttribute(metric, value, on: group) }
             try file.setAttribute("metrics", b.scores.keys.sorted().joined(separator: ","), on: group)

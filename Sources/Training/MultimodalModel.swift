@@ -262,9 +262,14 @@ public struct Evaluation: Sendable {
         return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.headline } / Double(fine.count)
     }
 
-    /// The standard error of `scoreFine`: the tasks' samples are drawn apart, so their errors add in quadrature.
+    /// The standard error of `scoreFine`.
     public static func scoreFineStandardError(_ evaluations: [Evaluation]) -> Double {
-        let fine = evaluations.filter(\.fineGrained)
-        return fine.isEmpty ? 0 : fine.reduce(0) { $0 + $1.standardError * $1.standardError }.squareRoot() / Double(fine.count)
+        meanStandardError(evaluations.filter(\.fineGrained).map(\.standardError))
+    }
+
+    /// The standard error of a mean of scores with these errors: the tasks' samples are drawn
+    /// apart, so their errors add in quadrature.
+    public static func meanStandardError(_ errors: [Double]) -> Double {
+        errors.isEmpty ? 0 : errors.reduce(0) { $0 + $1 * $1 }.squareRoot() / Double(errors.count)
     }
 }

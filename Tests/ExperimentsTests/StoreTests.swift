@@ -22,6 +22,7 @@ final class StoreTests: XCTestCase {
         var r = RunRecord(id: spec.id, config: spec.json, model: "tiny", variant: variant, mode: "full", seed: seed, baselineID: baseline,
                           accounting: try AccountingRecord(config: LlamaConfig.presets["tiny"]!, spec: VariantSpec(variant), layout: layout))
         var doc = BenchmarkRecord(name: "doc-vqa", fineGrained: true, headline: scoreFine, scores: ["anls": scoreFine])
+        doc.standardError = 0.05
         (doc.perSampleMetric, doc.perSample, doc.predictions, doc.prefillSeconds) = ("anls", [scoreFine, scoreFine], ["12", "é ü"], [0.01, 0.02])
         r.benchmarks = [doc, BenchmarkRecord(name: "pope", fineGrained: false, headline: 0.5, scores: ["f1": 0.5, "accuracy": 0.6])]
         r.timing = ["prefill_seconds_mean": 0.01]
@@ -66,6 +67,8 @@ final class StoreTests: XCTestCase {
             for k in ["variant", "seed", "squeeze_version", "git_revision", "started", "finished", "flops_convention"]: assert a(k)
             s = f["scores/doc-vqa"]
             assert abs(s.attrs["anls"] - 0.25) < 1e-12 and s.attrs["fine_grained"] == 1
+            assert s.attrs["standard_error"] == 0.05 and abs(f["scores"].attrs["score_fine_standard_error"] - 0.05) < 1e-12
+            assert "standard_error" not in f["scores/pope"].attrs
             assert list(s["per_sample"][:]) == [0.25, 0.25]
             assert [p.decode() for p in s["predictions"][:]] == ["12", "é ü"]
             m = f["accounting/per_layer_macs"]
