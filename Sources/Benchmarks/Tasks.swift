@@ -391,21 +391,24 @@ extension BenchmarkTask {
     /// Grounding with one object (a probe).
     static let locate = groundingTask(name: "locate", count: 1...1)
 
-    private static func groundingTask(name: String, count: ClosedRange<Int>) -> BenchmarkTask { BenchmarkTask(name: name, metric: .grounding, fineGrained: false) { rng, side in
-        let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(count))))
-        let scale = 100.0 / Double(side)
-        let boxes = scene.map { o in
-            Metrics.Box((Double(o.x) * scale).rounded(), (Double(o.y) * scale).rounded(),
-                        (Double(o.x + size) * scale).rounded(), (Double(o.y + size) * scale).rounded())
+    /// Grounding's samples with `count` objects of different categories.
+    private static func groundingTask(name: String, count: ClosedRange<Int>) -> BenchmarkTask {
+        BenchmarkTask(name: name, metric: .grounding, fineGrained: false) { rng, side in
+            let (c, scene, size) = objectScene(&rng, side: side, categories: Array(objects.shuffled(using: &rng).prefix(rng.int(count))))
+            let scale = 100.0 / Double(side)
+            let boxes = scene.map { o in
+                Metrics.Box((Double(o.x) * scale).rounded(), (Double(o.y) * scale).rounded(),
+                            (Double(o.x + size) * scale).rounded(), (Double(o.y + size) * scale).rounded())
+            }
+            let turns = zip(scene, boxes).map { o, b in
+                Turn("Where is the \(o.category)? Answer [x1, y1, x2, y2] in 0 to 100.", "[\(Int(b.x1)), \(Int(b.y1)), \(Int(b.x2)), \(Int(b.y2))]")
+            }
+            var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])
+            s.box = boxes[0]
+            s.followUps = Array(turns.dropFirst())
+            return s
         }
-        let turns = zip(scene, boxes).map { o, b in
-            Turn("Where is the \(o.category)? Answer [x1, y1, x2, y2] in 0 to 100.", "[\(Int(b.x1)), \(Int(b.y1)), \(Int(b.x2)), \(Int(b.y2))]")
-        }
-        var s = Sample(image: c, question: turns[0].question, references: [turns[0].answer])
-        s.box = boxes[0]
-        s.followUps = Array(turns.dropFirst())
-        return s
-    } }
+    }
 
     static let docParse = BenchmarkTask(name: "doc-parse", metric: .documentParsing, fineGrained: false) { rng, side in
         var c = Canvas(width: side, height: side)

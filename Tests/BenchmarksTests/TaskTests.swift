@@ -124,11 +124,11 @@ final class FollowUpTests: XCTestCase {
                 XCTAssertEqual(t.answer, String(drawn(count, shape: String(words(t.question)[2].dropLast())).count), t.question)
             }
             for (name, objects) in [("grounding", 2...4), ("locate", 1...1)] {
-                let grounding = BenchmarkTask.named(name)!.sample(i, split: .train, side: side)
-                XCTAssertTrue(objects.contains(grounding.image.marks.count), name)
-                for t in [Turn(grounding.question, grounding.references[0])] + grounding.followUps {   // Where is the CATEGORY? …
+                let sample = BenchmarkTask.named(name)!.sample(i, split: .train, side: side)
+                XCTAssertTrue(objects.contains(sample.image.marks.count), name)
+                for t in [Turn(sample.question, sample.references[0])] + sample.followUps {   // Where is the CATEGORY? …
                     let w = words(t.question), box = t.answer.dropFirst().dropLast().split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! }
-                    let centres = drawn(grounding, shape: w[3])
+                    let centres = drawn(sample, shape: w[3])
                     XCTAssertEqual(centres.count, 1, t.question)
                     let (x, y) = (Double(centres[0].x) * 100 / Double(side), Double(centres[0].y) * 100 / Double(side))
                     XCTAssertTrue(box[0] < x && x < box[2] && box[1] < y && y < box[3], "\(t.question) \(t.answer)")
