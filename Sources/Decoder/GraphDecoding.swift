@@ -1,54 +1,92 @@
 import Kernels
 import LayerGraph
 
-/// Greedy decoding with a KV cache after a prefill. Each layer's cache holds the keys and values
-/// (after RoPE) of the tokens that later tokens may attend to; ProxyV's proxy entries are dropped
-/// after the prefill, as the reference does, so decode steps and the cache size equal the
-/// baseline's. Every new token is an `answer` token at the next position.
+/// One layer's key/value cache of one sequence: the tokens later tokens may attend to, with their
+/// keys and values after RoPE.
+final class KVCache {
+    private(set) var tokens: [LayoutToken]
+    private var k: [Float], v: [Float]
+    let width: Int
+
+    init(tokens: [LayoutToken], k: [Float], v: [Float], width: Int) {
+        self.tokens = tokens; self.k = k; self.v = v; self.width = width
+    }
+
+    func append(_ token: LayoutToken, k newK: FloatPtr, v newV: FloatPtr) {
+        tokens.append(token)
+        k.append(contentsOf: UnsafeBufferPointer(start: newK, count: width))
+        v.append(contentsOf: UnsafeBufferPointer(start: newV, count: width))
+    }
+
+    /// out = attention of one query row over the cache under `mask`.
+    func attend(q: FloatPtr, out: FloatPtr, mask: AttentionMask, layout: HeadLayout) {
+        k.withUnsafeMutableBufferPointer { kp in
+            v.withUnsafeMutableBufferPointer { vp in
+                Attention.forward(q: q, k: kp.baseAddress!, v: vp.baseAddress!, out: out, probs: nil, mask: mask, layout: layout)
+            }
+        }
+    }
+}
+
+/// Greedy decoding with a KV cache after the prefill of a batch of prompts: every step runs the
+/// new tokens of all sequences still generating through the layers' products at once, attention
+/// per sequence over its own cache. Each layer's cache holds the keys and values (after RoPE) of
+/// the tokens that later tokens may attend to; ProxyV's proxy entries are dropped after the
+/// prefill, as the reference does, so decode steps and the cache size equal the baseline's.
+/// Every new token is an `answer` token at its sequence's next position.
 public final class GraphDecoder {
     public let model: GraphModel
-    private var caches: [(tokens: [LayoutToken], k: [Float], v: [Float])]
-    private var nextPosition: Int32
-    private var answerIndex: Int
-    /// The logits of the prefill's last token, which predict the first new token.
-    public let prefillLogits: [Float]
+    private let caches: [[KVCache]]          // [sequence][layer]
+    private var nextPositions: [Int32]
+    private var answerIndices: [Int]
+    /// The logits of each prompt's last token, which predict its first new token.
+    public let prefillLogits: [[Float]]
 
     public init(prefill pass: GraphPass) {
-        precondition(!pass.finalLayout.tokens.isEmpty, "run the prefill's forward() first")
-        let model = pass.model
+        precondition(!pass.finalLayouts.isEmpty && pass.logits.count > 0, "run the prefill's forward() first")
+        let model = pass.model, kw = model.config.headLayout.kvWidth, vocab = model.config.vocab
         self.model = model
-        caches = model.graph.nodes.indices.map { l in
-            let (tokens, k, v) = pass.keysAndValues(layer: l)
-            let node = model.graph.nodes[l]
-            let kept = tokens.indices.filter { node.keys.contains(tokens[$0].kind) && tokens[$0].kind != .proxy }
-            let kw = pass.model.config.headLayout.kvWidth
-            return (kept.map { tokens[$0] },
-                    kept.flatMap { Array(UnsafeBufferPointer(start: k.data + $0 * kw, count: kw)) },
-                    kept.flatMap { Array(UnsafeBufferPointer(start: v.data + $0 * kw, count: kw)) })
+        caches = pass.sequences.indices.map { s in
+            model.graph.nodes.indices.map { l in
+                let (tokens, k, v) = pass.keysAndValues(layer: l, sequence: s)
+                let node = model.graph.nodes[l]
+                let kept = tokens.indices.filter { node.keys.contains(tokens[$0].kind) && tokens[$0].kind != .proxy }
+                return KVCache(tokens: kept.map { tokens[$0] },
+                               k: kept.flatMap { Array(UnsafeBufferPointer(start: k.data + $0 * kw, count: kw)) },
+                               v: kept.flatMap { Array(UnsafeBufferPointer(start: v.data + $0 * kw, count: kw)) }, width: kw)
+            }
         }
-        let last = pass.finalLayout.tokens.indices.max { pass.finalLayout.tokens[$0].position < pass.finalLayout.tokens[$1].position }!
-        nextPosition = pass.finalLayout.tokens[last].position + 1
-        answerIndex = pass.layout.answerLength
-        let vocab = model.config.vocab
-        prefillLogits = Array(UnsafeBufferPointer(start: pass.logits.data + last * vocab, count: vocab))
+        var positions: [Int32] = [], logits: [[Float]] = []
+        for (s, layout) in pass.finalLayouts.enumerated() {
+            let last = layout.tokens.indices.max { layout.tokens[$0].position < layout.tokens[$1].position }!
+            positions.append(layout.tokens[last].position + 1)
+            logits.append(Array(UnsafeBufferPointer(start: pass.logits.data + (pass.logitOffsets[s] + last) * vocab, count: vocab)))
+        }
+        nextPositions = positions
+        prefillLogits = logits
+        answerIndices = pass.sequences.map(\.layout.answerLength)
     }
 
-    /// Key/value entries cached per layer.
-    public var cacheEntries: [Int] { caches.map(\.tokens.count) }
+    /// Key/value entries cached per layer, of one sequence.
+    public func cacheEntries(sequence s: Int = 0) -> [Int] { caches[s].map(\.tokens.count) }
 
-    /// Feeds the next token by its id; returns the logits that predict the one after it.
-    public func step(token: Int32) -> [Float] {
-        let d = model.config.hidden, x = Tensor(shape: [1, d])
-        Embedding.forward(ids: [token], table: model.decoder.embedding.value.data, out: x.data, dim: d)
-        return step(embedding: x)
+    /// Feeds the first sequence its next token by id; returns the logits that predict the one after it.
+    public func step(token: Int32) -> [Float] { step(tokens: [token], sequences: [0])[0] }
+
+    /// Feeds each of `sequences` its next token by id; returns each one's next logits.
+    public func step(tokens: [Int32], sequences: [Int]) -> [[Float]] {
+        let d = model.config.hidden, x = Tensor(shape: [tokens.count, d])
+        Embedding.forward(ids: tokens, table: model.decoder.embedding.value.data, out: x.data, dim: d)
+        return step(embeddings: x, sequences: sequences)
     }
 
-    /// Feeds the next token by its input embedding [1, hidden].
-    public func step(embedding: Tensor) -> [Float] {
-        let c = model.config, hl = c.headLayout
-        let token = LayoutToken(kind: .answer, index: answerIndex, position: nextPosition)
-        let angles = Rope(headDim: c.headDim, theta: c.ropeTheta).angles(for: [token.position])
-        var x = embedding
+    /// Feeds each of `sequences` its next token by its input embedding (a row of `embeddings`).
+    public func step(embeddings: Tensor, sequences: [Int]) -> [[Float]] {
+        let c = model.config, hl = c.headLayout, d = c.hidden, b = sequences.count
+        precondition(embeddings.shape == [b, d], "one embedding per stepped sequence")
+        let tokens = sequences.map { LayoutToken(kind: .answer, index: answerIndices[$0], position: nextPositions[$0]) }
+        let angles = Rope(headDim: c.headDim, theta: c.ropeTheta).angles(for: tokens.map(\.position))
+        var x = embeddings
         for (l, layer) in model.decoder.layers.enumerated() {
             let node = model.graph.nodes[l]
             precondition(node.queries.contains(.answer), "text tokens are queries in every variant")
@@ -56,47 +94,47 @@ public final class GraphDecoder {
             let q = normed.linear(layer.query), k = normed.linear(layer.key), v = normed.linear(layer.value)
             angles.rotate(q.data, heads: c.heads)
             angles.rotate(k.data, heads: c.kvHeads)
-            if node.keys.contains(.answer) {
-                caches[l].tokens.append(token)
-                caches[l].k += k.array
-                caches[l].v += v.array
-            }
-            let cache = caches[l]
-            let mask = node.attentionMask(queries: [token], keys: cache.tokens)
-            let attended = Tensor(shape: [1, hl.queryWidth])
-            var keys = cache.k, values = cache.v
-            keys.withUnsafeMutableBufferPointer { kp in
-                values.withUnsafeMutableBufferPointer { vp in
-                    Attention.forward(q: q.data, k: kp.baseAddress!, v: vp.baseAddress!, out: attended.data, probs: nil,
-                                      mask: mask, layout: hl)
-                }
+            let attended = Tensor(shape: [b, hl.queryWidth])
+            for (i, s) in sequences.enumerated() {
+                let cache = caches[s][l]
+                if node.keys.contains(.answer) { cache.append(tokens[i], k: k.data + i * hl.kvWidth, v: v.data + i * hl.kvWidth) }
+                cache.attend(q: q.data + i * hl.queryWidth, out: attended.data + i * hl.queryWidth,
+                             mask: node.attentionMask(queries: [tokens[i]], keys: cache.tokens), layout: hl)
             }
             let mid = x + attended.linear(layer.output)
             x = mid
             if node.ffn.contains(.answer) {
                 let (n2, _) = mid.rmsNorm(layer.ffnNorm, eps: c.normEps)
-                let y = Tensor(shape: [1, c.hidden]), saved = (Tensor(shape: [1, c.ffn]), Tensor(shape: [1, c.ffn]), Tensor(shape: [1, c.ffn]))
+                let y = Tensor(shape: [b, d]), saved = (Tensor(shape: [b, c.ffn]), Tensor(shape: [b, c.ffn]), Tensor(shape: [b, c.ffn]))
                 withExtendedLifetime(saved) {
                     SwiGLU.forward(x: n2.data, weights: layer.ffnWeights, y: y.data,
-                                   saved: .init(gate: saved.0.data, up: saved.1.data, hidden: saved.2.data), rows: 1, dim: c.hidden, ffn: c.ffn)
+                                   saved: .init(gate: saved.0.data, up: saved.1.data, hidden: saved.2.data), rows: b, dim: d, ffn: c.ffn)
                 }
                 x = mid + y
             }
         }
-        nextPosition += 1
-        answerIndex += 1
+        for s in sequences { nextPositions[s] += 1; answerIndices[s] += 1 }
         let (normed, _) = x.rmsNorm(model.decoder.finalNorm, eps: c.normEps)
-        return normed.linear(model.decoder.head).array
+        let logits = normed.linear(model.decoder.head), vocab = c.vocab
+        return (0..<b).map { Array(UnsafeBufferPointer(start: logits.data + $0 * vocab, count: vocab)) }
     }
 
-    /// Greedy decoding: up to `count` tokens, stopping after `stop` if it comes.
-    public func generate(count: Int, stop: Int32? = nil) -> [Int32] {
-        var out: [Int32] = [], logits = prefillLogits
-        for _ in 0..<count {
-            let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-            out.append(next)
-            if next == stop { break }
-            logits = step(token: next)
+    /// Greedy decoding of every sequence: up to `count` tokens each, a sequence stopping after
+    /// `stop` if it comes; the sequences still generating step together.
+    public func generate(count: Int, stop: Int32? = nil) -> [[Int32]] {
+        var out = [[Int32]](repeating: [], count: caches.count), logits = prefillLogits
+        var active = count > 0 ? Array(caches.indices) : []
+        while !active.isEmpty {
+            var next: [Int32] = []
+            for s in active {
+                let token = Int32(logits[s].indices.max { logits[s][$0] < logits[s][$1] }!)
+                out[s].append(token)
+                next.append(token)
+            }
+            let going = active.indices.filter { next[$0] != stop && out[active[$0]].count < count }
+            active = going.map { active[$0] }
+            guard !active.isEmpty else { break }
+            for (s, l) in zip(active, step(tokens: going.map { next[$0] }, sequences: active)) { logits[s] = l }
         }
         return out
     }

@@ -20,60 +20,140 @@ public final class GraphModel {
         self.init(decoder: decoder, graph: graph, modules: VariantModules(graph: graph, hidden: decoder.config.hidden, seed: seed))
     }
 
+    /// The decoder under the baseline graph: how text-only sequences run.
+    public convenience init(baseline decoder: LlamaModel) {
+        self.init(decoder: decoder, graph: LayerGraph(spec: .baseline, nodes: Array(repeating: .baseline, count: decoder.config.layers)), seed: 0)
+    }
+
     public var config: LlamaConfig { decoder.config }
     public var parameters: [Parameter] { decoder.parameters + modules.parameters }
     public func zeroGradients() { for p in parameters { p.grad.zero() } }
 }
 
+/// One sequence of a batch: its token layout and the input embedding of every token (text
+/// embeddings, projected vision features); `targets` gives the next-token target of tokens that
+/// carry loss, and `saliency` the vision encoder's saliency of vision tokens (VisionZip ranks by
+/// it) — by token, so how rows are packed does not matter.
+public struct SequenceInput {
+    public let layout: TokenLayout
+    public let inputs: Tensor
+    public let targets: [LayoutToken: Int32]
+    public let saliency: [LayoutToken: Float]
+
+    public init(layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:], saliency: [LayoutToken: Float] = [:]) {
+        self.layout = layout; self.inputs = inputs; self.targets = targets; self.saliency = saliency
+    }
+}
+
+/// Sequences packed one after another in the rows of one matrix: sequence s has rows
+/// offsets[s]..<offsets[s+1], in the order of its layout's tokens.
+struct Packing: Equatable {
+    let layouts: [TokenLayout]
+    let offsets: [Int]
+
+    init(_ layouts: [TokenLayout]) {
+        self.layouts = layouts
+        offsets = layouts.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+    }
+
+    var count: Int { offsets.last! }
+    var tokens: [LayoutToken] { layouts.flatMap(\.tokens) }
+    var sequences: Range<Int> { layouts.indices }
+
+    /// Rows of the tokens of the given kinds, sequence by sequence in memory order.
+    func rows(of kinds: Set<GroupKind>) -> [Int] {
+        layouts.indices.flatMap { s in layouts[s].rows(of: kinds).map { $0 + offsets[s] } }
+    }
+
+    /// Where each sequence's part of `rows` (sequence-major) begins, plus the total.
+    func starts(of rows: [Int]) -> [Int] {
+        var starts = [0], i = 0
+        for s in layouts.indices {
+            while i < rows.count && rows[i] < offsets[s + 1] { i += 1 }
+            starts.append(i)
+        }
+        return starts
+    }
+
+    /// Every crop's vision rows in raster order, crop by crop, sequence by sequence.
+    var visionRowsByCrop: [Int] {
+        layouts.indices.flatMap { s in (0..<layouts[s].crops).flatMap { layouts[s].visionRows(crop: $0) }.map { $0 + offsets[s] } }
+    }
+
+    /// The proxies' rows, crop by crop in raster order, sequence by sequence.
+    var proxyRowsByCrop: [Int] {
+        layouts.indices.flatMap { s in
+            let tokens = layouts[s].tokens
+            return layouts[s].rows(of: [.proxy]).sorted { (tokens[$0].crop, tokens[$0].index) < (tokens[$1].crop, tokens[$1].index) }
+                .map { $0 + offsets[s] }
+        }
+    }
+
+    /// The same sequences keeping only the given rows (sequence-major, in order).
+    func keeping(rows: [Int]) -> Packing {
+        let starts = starts(of: rows)
+        return Packing(layouts.indices.map { s in layouts[s].keeping(rows: rows[starts[s]..<starts[s + 1]].map { $0 - offsets[s] }) })
+    }
+}
+
 /// One layer's forward, as the graph node says, with everything its backward needs.
 final class GraphLayerTape {
-    let layout: TokenLayout              // tokens the layer works on (proxies included once created)
+    let packing: Packing                 // tokens the layer works on (proxies included once created)
     let zipped: VisionZip?               // the vision tokens merged before the layer
-    let created: (full: [Int], source: ProxySource)?   // rows of the vision tokens the proxies were made from
-    let x: Tensor                        // the layer's input rows (proxy rows appended when created)
+    let created: ProxyCreation?          // the proxies made before the layer
+    let x: Tensor                        // the layer's input rows
     var normed = Tensor(shape: [0]), rstd = Tensor(shape: [0])
     var queryRows: [Int] = [], keyRows: [Int] = [], selfRows: [Int] = [], ffnRows: [Int] = []
+    /// Where each sequence's queries and keys begin in `queryRows` and `keyRows`, and its
+    /// attention weights in `probs`.
+    var queryStarts: [Int] = [], keyStarts: [Int] = [], probStarts: [Int] = []
     var q = Tensor(shape: [0]), k = Tensor(shape: [0]), v = Tensor(shape: [0])
     var normedQ = Tensor(shape: [0]), normedK = Tensor(shape: [0])
     var queryAngles: RotaryAngles?, keyAngles: RotaryAngles?
-    var mask = AttentionMask(queries: 0, keys: 0) { _, _ in false }
+    var masks: [AttentionMask] = []
     var probs = Tensor(shape: [0]), attended = Tensor(shape: [0]), selfValues = Tensor(shape: [0])
     var mid = Tensor(shape: [0])
-    /// The residual stream after the attention block, before the FFN (kept for inspection).
-    var afterAttention = Tensor(shape: [0])
     var ffnIn = Tensor(shape: [0]), ffnNormed = Tensor(shape: [0]), ffnRstd = Tensor(shape: [0])
     var gate = Tensor(shape: [0]), up = Tensor(shape: [0]), hidden = Tensor(shape: [0])
     var lightRows: [Int] = [], light: LightMLP.Tape?
     var guidedFull: [Int] = [], guidedProxies: [Int] = [], guided: GuidedUpdate.Tape?
-    var outputLayout: TokenLayout
+    var outputPacking: Packing
     var keptRows: [Int] = []              // rows of the layer's tokens that leave it (proxies dropped)
 
-    init(layout: TokenLayout, x: Tensor, zipped: VisionZip?, created: (full: [Int], source: ProxySource)?) {
-        self.layout = layout; self.x = x; self.zipped = zipped; self.created = created; outputLayout = layout
+    init(packing: Packing, x: Tensor, zipped: VisionZip?, created: ProxyCreation?) {
+        self.packing = packing; self.x = x; self.zipped = zipped; self.created = created; outputPacking = packing
     }
 }
 
-/// A forward (and backward) pass of a `GraphModel` over one multimodal sequence, given as a token
-/// layout and the input embedding of every token (text embeddings and projected vision features).
+/// ProxyV's proxies joining the layer's tokens: each sequence's rows, then its proxies.
+struct ProxyCreation {
+    let source: ProxySource
+    let fullRows: [Int]       // the input rows of the vision tokens the proxies were made from
+    let inputRows: [Int]      // where each input row went in the grown matrix
+    let proxyRows: [Int]      // where each proxy went (crop by crop, sequence by sequence)
+}
+
+/// A forward (and backward) pass of a `GraphModel` over a batch of multimodal sequences packed
+/// into one matrix: every linear product, norm, FFN and light module runs over the rows of all
+/// sequences at once; attention runs per sequence (and per block of query rows).
 public final class GraphPass {
     public let model: GraphModel
-    public let layout: TokenLayout
-    /// The tokens leaving the last layer, and their logits [rows, vocab].
-    public private(set) var finalLayout: TokenLayout
-    public private(set) var logits = Tensor(shape: [0])
-    /// The gradient of the loss with respect to the input embeddings, after `backward()`.
-    public private(set) var inputGradient = Tensor(shape: [0])
-    public private(set) var lossSum = 0.0
-    public private(set) var countedTargets = 0
-    /// Wall-clock seconds of each layer in the last `forward()`.
-    public private(set) var layerSeconds: [Double] = []
+    public let sequences: [SequenceInput]
     /// Whether the attention weights are kept for a backward (inference passes skip them,
     /// except in layers that rank tokens by them).
     public let keepsForBackward: Bool
+    /// The logits of the tokens leaving the last layer [rows, vocab], sequence by sequence.
+    public private(set) var logits = Tensor(shape: [0])
+    /// The gradient of the loss with respect to the input embeddings, after `backward()`, in
+    /// the rows of the inputs (sequence by sequence).
+    public private(set) var inputGradient = Tensor(shape: [0])
+    /// Per sequence, after `forward()`: the summed loss and the number of targets it sums over.
+    public private(set) var lossSums: [Double] = [], targetCounts: [Int] = []
+    /// Wall-clock seconds of each layer in the last `forward()`.
+    public private(set) var layerSeconds: [Double] = []
 
-    let inputs: Tensor
-    let targets: [LayoutToken: Int32]
-    let saliency: [LayoutToken: Float]
+    let inputPacking: Packing
+    private(set) var finalPacking: Packing
     private(set) var tapes: [GraphLayerTape] = []
     private var finalHidden = Tensor(shape: [0]), finalNormed = Tensor(shape: [0]), finalRstd = Tensor(shape: [0])
     private var lse = Tensor(shape: [0]), finalTargets: [Int32] = []
@@ -83,55 +163,83 @@ public final class GraphPass {
     private var proxyInitialization: ProxyInitializer.Tape?
     private var dSplat: Tensor?
 
-    /// `targets` gives the next-token target of tokens that carry loss, and `saliency` the vision
-    /// encoder's saliency of vision tokens (VisionZip ranks by it) — by token, so packing does not matter.
-    public init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:],
-                saliency: [LayoutToken: Float] = [:], keepsForBackward: Bool = true) {
-        self.keepsForBackward = keepsForBackward
-        precondition(inputs.shape == [layout.count, model.config.hidden], "one input embedding per token")
+    public init(model: GraphModel, sequences: [SequenceInput], keepsForBackward: Bool = true) {
+        for s in sequences { precondition(s.inputs.shape == [s.layout.count, model.config.hidden], "one input embedding per token") }
         self.model = model
-        self.layout = layout
-        self.inputs = inputs
-        self.targets = targets
-        self.saliency = saliency
-        finalLayout = layout
+        self.sequences = sequences
+        self.keepsForBackward = keepsForBackward
+        inputPacking = Packing(sequences.map(\.layout))
+        finalPacking = inputPacking
+    }
+
+    /// A pass over one sequence.
+    public convenience init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:],
+                            saliency: [LayoutToken: Float] = [:], keepsForBackward: Bool = true) {
+        self.init(model: model, sequences: [SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: saliency)],
+                  keepsForBackward: keepsForBackward)
     }
 
     var config: LlamaConfig { model.config }
+    public var lossSum: Double { lossSums.reduce(0, +) }
+    public var countedTargets: Int { targetCounts.reduce(0, +) }
+    /// The tokens leaving the last layer, per sequence.
+    public var finalLayouts: [TokenLayout] { finalPacking.layouts }
+    public var finalLayout: TokenLayout { finalPacking.layouts[0] }
+    /// The first row of each sequence's logits, plus the total.
+    public var logitOffsets: [Int] { finalPacking.offsets }
+    /// The first row of each sequence's inputs (and of `inputGradient`), plus the total.
+    public var inputOffsets: [Int] { inputPacking.offsets }
 
     /// Runs every layer; returns the mean loss over the tokens with targets (0 if none).
     @discardableResult
     public func forward() -> Float {
         tapes = []
         layerSeconds = []
-        var x = inputs, current = layout
+        let d = config.hidden
+        var x = Tensor(shape: [inputPacking.count, d]), packing = inputPacking
+        for (s, sequence) in sequences.enumerated() {
+            (x.data + inputPacking.offsets[s] * d).update(from: sequence.inputs.data, count: sequence.inputs.count)
+        }
         for (l, node) in model.graph.nodes.enumerated() {
             let start = DispatchTime.now().uptimeNanoseconds
-            let tape = layerForward(l, node: node, x: x, layout: current)
+            let tape = layerForward(l, node: node, x: x, packing: packing)
             tapes.append(tape)
             x = gather(tape.mid, rows: tape.keptRows)
-            current = tape.outputLayout
+            packing = tape.outputPacking
             layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        finalLayout = current
+        finalPacking = packing
         finalHidden = x
         (finalNormed, finalRstd) = x.rmsNorm(model.decoder.finalNorm, eps: config.normEps)
         logits = finalNormed.linear(model.decoder.head)
-        finalTargets = current.tokens.map { targets[$0] ?? -1 }
-        lse = Tensor(shape: [current.count])
-        (lossSum, countedTargets) = CrossEntropy.forward(logits: logits.data, targets: finalTargets, lse: lse.data, vocab: config.vocab)
+        finalTargets = packing.layouts.indices.flatMap { s in packing.layouts[s].tokens.map { sequences[s].targets[$0] ?? -1 } }
+        lse = Tensor(shape: [packing.count])
+        (lossSums, targetCounts) = ([], [])
+        for s in packing.sequences {
+            let o = packing.offsets[s], n = packing.offsets[s + 1] - o
+            let (sum, count) = CrossEntropy.forward(logits: logits.data + o * config.vocab, targets: Array(finalTargets[o..<o + n]),
+                                                    lse: lse.data + o, vocab: config.vocab)
+            lossSums.append(sum); targetCounts.append(count)
+        }
         return countedTargets > 0 ? Float(lossSum / Double(countedTargets)) : 0
     }
 
-    /// Accumulates the gradient of lossSum / normalizer (default: the mean loss) into every
-    /// parameter and into `inputGradient`.
+    /// Accumulates the gradient of lossSum / normalizer (default: the mean loss over the batch's
+    /// targets) into every parameter and into `inputGradient`.
     public func backward(normalizer: Float? = nil) {
-        precondition(keepsForBackward, "this pass was made for inference")
         let normalizer = normalizer ?? Float(countedTargets)
-        let dLogits = Tensor(shape: logits.shape)
-        if normalizer > 0 {
-            CrossEntropy.backward(logits: logits.data, targets: finalTargets, lse: lse.data, dLogits: dLogits.data,
-                                  vocab: config.vocab, scale: 1 / normalizer)
+        backward(lossScales: Array(repeating: normalizer > 0 ? 1 / normalizer : 0, count: sequences.count))
+    }
+
+    /// Accumulates the gradient of Σₛ lossScales[s] · (sequence s's summed loss).
+    public func backward(lossScales: [Float]) {
+        precondition(keepsForBackward, "this pass was made for inference")
+        precondition(lossScales.count == sequences.count, "one loss scale per sequence")
+        let dLogits = Tensor(shape: logits.shape), vocab = config.vocab
+        for s in finalPacking.sequences where lossScales[s] != 0 {
+            let o = finalPacking.offsets[s], n = finalPacking.offsets[s + 1] - o
+            CrossEntropy.backward(logits: logits.data + o * vocab, targets: Array(finalTargets[o..<o + n]), lse: lse.data + o,
+                                  dLogits: dLogits.data + o * vocab, vocab: vocab, scale: lossScales[s])
         }
         var dx = dLogits.linearBackward(model.decoder.head, input: finalNormed)
             .rmsNormBackward(model.decoder.finalNorm, input: finalHidden, rstd: finalRstd)
@@ -141,90 +249,95 @@ public final class GraphPass {
         inputGradient = dx
     }
 
-    /// The attention weights of a layer: its query tokens, key tokens and [heads, queries, keys].
-    public func attention(layer l: Int) -> (queries: [LayoutToken], keys: [LayoutToken], probs: Tensor) {
-        let t = tapes[l]
-        return (t.queryRows.map { t.layout.tokens[$0] }, t.keyRows.map { t.layout.tokens[$0] }, t.probs)
+    // MARK: inspection (tests)
+
+    /// The attention weights of a layer in one sequence: its query tokens, key tokens and [heads, queries, keys].
+    public func attention(layer l: Int, sequence s: Int = 0) -> (queries: [LayoutToken], keys: [LayoutToken], probs: Tensor) {
+        let t = tapes[l], tokens = t.packing.tokens
+        let queries = t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]].map { tokens[$0] }
+        let keys = t.keyRows[t.keyStarts[s]..<t.keyStarts[s + 1]].map { tokens[$0] }
+        let probs = Tensor(shape: [config.heads, queries.count, keys.count])
+        if t.probs.count > 0 { probs.data.update(from: t.probs.data + t.probStarts[s], count: probs.count) }
+        return (queries, keys, probs)
     }
 
-    /// A layer's tokens with their hidden states entering it and leaving its attention block
-    /// (the latter kept by passes made for a backward).
-    public func attentionBlock(layer l: Int) -> (tokens: [LayoutToken], entering: Tensor, leaving: Tensor) {
-        (tapes[l].layout.tokens, tapes[l].x, tapes[l].afterAttention)
+    /// A layer's tokens in one sequence with their hidden states entering it.
+    public func layerInput(layer l: Int, sequence s: Int = 0) -> (tokens: [LayoutToken], x: Tensor) {
+        let t = tapes[l], o = t.packing.offsets[s]
+        return (t.packing.layouts[s].tokens, gather(t.x, rows: Array(o..<t.packing.offsets[s + 1])))
     }
 
-    /// The keys and values a layer computed (after RoPE), with their tokens: what a KV cache holds.
-    func keysAndValues(layer l: Int) -> (tokens: [LayoutToken], k: Tensor, v: Tensor) {
-        let t = tapes[l]
-        return (t.keyRows.map { t.layout.tokens[$0] }, t.k, t.v)
+    /// The tokens of one sequence that take a layer's FFN, with their hidden states entering the
+    /// layer and leaving its attention block (the FFN's input).
+    public func attentionBlock(layer l: Int, sequence s: Int = 0) -> (tokens: [LayoutToken], entering: Tensor, leaving: Tensor) {
+        let t = tapes[l], starts = t.packing.starts(of: t.ffnRows), tokens = t.packing.tokens
+        let rows = Array(t.ffnRows[starts[s]..<starts[s + 1]])
+        return (rows.map { tokens[$0] }, gather(t.x, rows: rows), gather(t.ffnIn, rows: Array(starts[s]..<starts[s + 1])))
+    }
+
+    /// The keys and values a layer computed (after RoPE) in one sequence, with their tokens: what a KV cache holds.
+    func keysAndValues(layer l: Int, sequence s: Int) -> (tokens: [LayoutToken], k: Tensor, v: Tensor) {
+        let t = tapes[l], tokens = t.packing.tokens, rows = Array(t.keyStarts[s]..<t.keyStarts[s + 1])
+        return (rows.map { tokens[t.keyRows[$0]] }, gather(t.k, rows: rows), gather(t.v, rows: rows))
     }
 
     // MARK: one layer
 
-    private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, layout inputLayout: TokenLayout) -> GraphLayerTape {
+    private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, packing inputPacking: Packing) -> GraphLayerTape {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
         // Before the layer: VisionZip merges vision tokens; ProxyV makes proxies from the layer's
-        // input vision tokens, and they join the layer's tokens.
-        var layout = inputLayout, x = input, created: (full: [Int], source: ProxySource)?, zipped: VisionZip?
+        // input vision tokens, and they join their sequence's tokens.
+        var packing = inputPacking, x = input, created: ProxyCreation?, zipped: VisionZip?
         for case let .zipVision(dominant, contextual) in node.modules {
-            let zip = VisionZip(layout: layout, x: x, saliency: saliency, dominant: dominant, contextual: contextual)
+            let zip = VisionZip(packing: packing, x: x, saliency: sequences.map(\.saliency), dominant: dominant, contextual: contextual)
             x = zip.forward(x)
-            layout = layout.keeping(rows: zip.keptRows)
+            packing = packing.keeping(rows: zip.keptRows)
             zipped = zip
         }
         for case let .createProxies(source) in node.modules {
-            let full = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
-            let proxies: Tensor, perCrop: Int
-            switch source {
-            case let .spatial(r):
-                proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: layout.grid, reduce: r)
-                perCrop = (layout.grid / r) * (layout.grid / r)
-                proxyExpansion = .nearest(reduce: r, grid: layout.grid)
-            case let .learned(n):
-                let made = model.modules.proxyInitializer!.forward(full: gather(x, rows: full), tokensPerCrop: full.count / layout.crops)
-                (proxies, perCrop) = (made.proxies, n)
-                proxyExpansion = .splat(made.splat)
-                proxyInitialization = made.tape
-                dSplat = Tensor(shape: made.splat.shape)
-            }
-            layout = layout.appending(layout.proxyTokens(perCrop: perCrop))
-            let grown = Tensor(shape: [layout.count, d])
-            grown.data.update(from: x.data, count: x.count)
-            (grown.data + x.count).update(from: proxies.data, count: proxies.count)
-            x = grown
-            created = (full, source)
+            (x, packing, created) = createProxies(source, x: x, packing: packing)
         }
-        let t = GraphLayerTape(layout: layout, x: x, zipped: zipped, created: created)
-        let tokens = layout.tokens
-        t.queryRows = layout.rows(of: node.queries)
-        t.keyRows = layout.rows(of: node.keys.union(node.selfOnly))
-        t.selfRows = layout.rows(of: node.selfOnly)
-        t.ffnRows = layout.rows(of: node.ffn)
+        let t = GraphLayerTape(packing: packing, x: x, zipped: zipped, created: created)
+        let tokens = packing.tokens
+        t.queryRows = packing.rows(of: node.queries)
+        t.keyRows = packing.rows(of: node.keys.union(node.selfOnly))
+        t.selfRows = packing.rows(of: node.selfOnly)
+        t.ffnRows = packing.rows(of: node.ffn)
+        t.queryStarts = packing.starts(of: t.queryRows)
+        t.keyStarts = packing.starts(of: t.keyRows)
         (t.normed, t.rstd) = x.rmsNorm(layer.attentionNorm, eps: c.normEps)
 
         // Attention: queries over keys, causal by position, with the node's masked pairs.
-        let rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
         t.normedQ = gather(t.normed, rows: t.queryRows)
         t.normedK = gather(t.normed, rows: t.keyRows)
         t.q = t.normedQ.linear(layer.query)
         t.k = t.normedK.linear(layer.key)
         t.v = t.normedK.linear(layer.value)
-        // A layer attending as the one before it, over the same tokens, shares its angles and mask.
-        if let before = tapes.last, before.layout == layout, before.queryRows == t.queryRows, before.keyRows == t.keyRows,
+        // A layer attending as the one before it, over the same tokens, shares its angles and masks.
+        if let before = tapes.last, before.packing == packing, before.queryRows == t.queryRows, before.keyRows == t.keyRows,
            model.graph.nodes[l - 1].keys == node.keys, model.graph.nodes[l - 1].masked == node.masked {
-            (t.queryAngles, t.keyAngles, t.mask) = (before.queryAngles, before.keyAngles, before.mask)
+            (t.queryAngles, t.keyAngles, t.masks) = (before.queryAngles, before.keyAngles, before.masks)
         } else {
+            let rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
             t.queryAngles = rope.angles(for: t.queryRows.map { tokens[$0].position })
             t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
-            t.mask = node.attentionMask(queries: t.queryRows.map { tokens[$0] }, keys: t.keyRows.map { tokens[$0] })
+            t.masks = packing.sequences.map { s in
+                node.attentionMask(queries: t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]].map { tokens[$0] },
+                                   keys: t.keyRows[t.keyStarts[s]..<t.keyStarts[s + 1]].map { tokens[$0] })
+            }
         }
         t.queryAngles!.rotate(t.q.data, heads: c.heads)
         t.keyAngles!.rotate(t.k.data, heads: c.kvHeads)
         let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
-        t.probs = Tensor(shape: [keepsForBackward || ranks ? c.heads * t.queryRows.count * t.keyRows.count : 0])
+        t.probStarts = t.masks.reduce(into: [0]) { $0.append($0.last! + c.heads * $1.queries * $1.keys) }
+        t.probs = Tensor(shape: [keepsForBackward || ranks ? t.probStarts.last! : 0])
         t.attended = Tensor(shape: [t.queryRows.count, d])
-        Attention.forward(q: t.q.data, k: t.k.data, v: t.v.data, out: t.attended.data, probs: t.probs.count > 0 ? t.probs.data : nil,
-                          mask: t.mask, layout: hl)
+        for (s, mask) in t.masks.enumerated() {
+            let qo = t.queryStarts[s], ko = t.keyStarts[s]
+            Attention.forward(q: t.q.data + qo * d, k: t.k.data + ko * hl.kvWidth, v: t.v.data + ko * hl.kvWidth,
+                              out: t.attended.data + qo * d, probs: t.probs.count > 0 ? t.probs.data + t.probStarts[s] : nil,
+                              mask: mask, layout: hl)
+        }
         t.mid = x.copy()
         scatterAdd(t.attended.linear(layer.output), rows: t.queryRows, into: t.mid)
 
@@ -240,8 +353,6 @@ public final class GraphPass {
             }
             scatterAdd(t.selfValues.linear(layer.output), rows: t.selfRows, into: t.mid)
         }
-
-        if keepsForBackward { t.afterAttention = t.mid.copy() }   // inspection only; inference passes skip the copy
 
         // FFN on its groups.
         if !t.ffnRows.isEmpty {
@@ -259,16 +370,17 @@ public final class GraphPass {
         for module in node.modules {
             switch module {
             case .visionMLP:
-                t.lightRows = layout.rows(of: [.vision])
+                t.lightRows = packing.rows(of: [.vision])
                 let (y, tape) = model.modules.lightMLPs[l]!.forward(gather(t.mid, rows: t.lightRows), eps: c.normEps)
                 scatter(y, rows: t.lightRows, into: t.mid)
                 t.light = tape
             case .guidedUpdate:
-                t.guidedFull = (0..<layout.crops).flatMap { layout.visionRows(crop: $0) }
-                t.guidedProxies = proxyRows(layout)
+                t.guidedFull = packing.visionRowsByCrop
+                t.guidedProxies = packing.proxyRowsByCrop
+                let crops = packing.layouts.reduce(0) { $0 + $1.crops }
                 let (y, tape) = model.modules.guidedUpdates[l]!.forward(
                     full: gather(t.mid, rows: t.guidedFull), proxies: gather(t.mid, rows: t.guidedProxies),
-                    tokensPerCrop: t.guidedFull.count / layout.crops, expansion: proxyExpansion!, eps: c.normEps)
+                    tokensPerCrop: t.guidedFull.count / crops, expansion: proxyExpansion!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
             case .createProxies, .dropProxies, .pruneVision, .zipVision:
@@ -279,38 +391,64 @@ public final class GraphPass {
         var leaving = Set<Int>()
         for module in node.modules {
             switch module {
-            case .dropProxies: leaving.formUnion(layout.rows(of: [.proxy]))
-            case let .pruneVision(keep): leaving.formUnion(prunedVisionRows(t, keep: keep))
+            case .dropProxies: leaving.formUnion(packing.rows(of: [.proxy]))
+            case let .pruneVision(keep): for s in packing.sequences { leaving.formUnion(prunedVisionRows(t, sequence: s, keep: keep)) }
             default: break
             }
         }
-        t.keptRows = layout.tokens.indices.filter { !leaving.contains($0) }
-        t.outputLayout = layout.keeping(rows: t.keptRows)
+        t.keptRows = tokens.indices.filter { !leaving.contains($0) }
+        t.outputPacking = packing.keeping(rows: t.keptRows)
         return t
     }
 
-    /// The vision rows to drop so that `keep` of the prompt's vision tokens remain: all but those
-    /// the last question token attended to most in this layer (mean over heads; ties go to the
-    /// earlier position).
-    private func prunedVisionRows(_ t: GraphLayerTape, keep: Double) -> [Int] {
-        let target = Int((keep * Double(layout.rows(of: [.vision]).count)).rounded())
-        let tokens = t.layout.tokens
-        let vision = t.keyRows.indices.filter { tokens[t.keyRows[$0]].kind == .vision }
-        guard vision.count > target else { return [] }
-        let questions = t.queryRows.indices.filter { tokens[t.queryRows[$0]].kind == .question }
-        guard let ranker = questions.max(by: { tokens[t.queryRows[$0]].position < tokens[t.queryRows[$1]].position }) else {
-            preconditionFailure("pruning ranks vision tokens by the last question token, and there is none")
+    /// ProxyV's proxies made from each crop's vision rows, appended to their sequence's rows.
+    private func createProxies(_ source: ProxySource, x: Tensor, packing: Packing) -> (Tensor, Packing, ProxyCreation) {
+        let full = packing.visionRowsByCrop, crops = packing.layouts.reduce(0) { $0 + $1.crops }
+        let proxies: Tensor, perCrop: Int
+        switch source {
+        case let .spatial(r):
+            let grid = packing.layouts[0].grid
+            proxies = SpatialProxies.forward(full: gather(x, rows: full), grid: grid, reduce: r)
+            perCrop = (grid / r) * (grid / r)
+            proxyExpansion = .nearest(reduce: r, grid: grid)
+        case let .learned(n):
+            let made = model.modules.proxyInitializer!.forward(full: gather(x, rows: full), tokensPerCrop: full.count / crops)
+            (proxies, perCrop) = (made.proxies, n)
+            proxyExpansion = .splat(made.splat)
+            proxyInitialization = made.tape
+            dSplat = Tensor(shape: made.splat.shape)
         }
-        let nq = t.queryRows.count, nk = t.keyRows.count
-        func score(_ j: Int) -> Float { (0..<config.heads).reduce(0) { $0 + t.probs[($1 * nq + ranker) * nk + j] } }
-        let ranked = vision.map { (j: $0, score: score($0), position: tokens[t.keyRows[$0]].position) }
-            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.position < $1.position }
-        return ranked.dropFirst(target).map { t.keyRows[$0.j] }
+        let grown = Packing(packing.layouts.map { $0.appending($0.proxyTokens(perCrop: perCrop)) })
+        var inputRows: [Int] = [], proxyRows: [Int] = []
+        for s in packing.sequences {
+            let n = packing.offsets[s + 1] - packing.offsets[s], o = grown.offsets[s]
+            inputRows += (o..<o + n)
+            proxyRows += (o + n..<grown.offsets[s + 1])
+        }
+        let grownX = Tensor(shape: [grown.count, config.hidden])
+        scatter(x, rows: inputRows, into: grownX)
+        scatter(proxies, rows: proxyRows, into: grownX)
+        return (grownX, grown, ProxyCreation(source: source, fullRows: full, inputRows: inputRows, proxyRows: proxyRows))
     }
 
-    /// Rows of the proxies, crop by crop in raster order.
-    private func proxyRows(_ layout: TokenLayout) -> [Int] {
-        layout.rows(of: [.proxy]).sorted { (layout.tokens[$0].crop, layout.tokens[$0].index) < (layout.tokens[$1].crop, layout.tokens[$1].index) }
+    /// The vision rows of one sequence to drop so that `keep` of its prompt's vision tokens
+    /// remain: all but those its last question token attended to most in this layer (mean over
+    /// heads; ties go to the earlier position).
+    private func prunedVisionRows(_ t: GraphLayerTape, sequence s: Int, keep: Double) -> [Int] {
+        let target = Int((keep * Double(sequences[s].layout.rows(of: [.vision]).count)).rounded())
+        let tokens = t.packing.tokens
+        let queryRows = Array(t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]]), keyRows = Array(t.keyRows[t.keyStarts[s]..<t.keyStarts[s + 1]])
+        let vision = keyRows.indices.filter { tokens[keyRows[$0]].kind == .vision }
+        guard vision.count > target else { return [] }
+        let questions = queryRows.indices.filter { tokens[queryRows[$0]].kind == .question }
+        guard let ranker = questions.max(by: { tokens[queryRows[$0]].position < tokens[queryRows[$1]].position }) else {
+            preconditionFailure("pruning ranks vision tokens by the last question token, and there is none")
+        }
+        let nq = queryRows.count, nk = keyRows.count, probs = t.probs.data + t.probStarts[s]
+        func score(_ j: Int) -> Float { (0..<config.heads).reduce(0) { $0 + probs[($1 * nq + ranker) * nk + j] } }
+        let ranked = vision.map { (j: $0, score: score($0), position: tokens[keyRows[$0]].position) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.position < $1.position }
+        return ranked.dropFirst(target).map { keyRows[$0.j] }
     }
 
     private func layerBackward(_ l: Int, tape t: GraphLayerTape, dOut: Tensor) -> Tensor {
@@ -353,8 +491,12 @@ public final class GraphPass {
             }
         }
         let dAttended = gather(dMid, rows: t.queryRows).linearBackward(layer.output, input: t.attended)
-        Attention.backward(dOut: dAttended.data, q: t.q.data, k: t.k.data, v: t.v.data, probs: t.probs.data,
-                           dq: dq.data, dk: dk.data, dv: dv.data, mask: t.mask, layout: hl)
+        for (s, mask) in t.masks.enumerated() {
+            let qo = t.queryStarts[s] * d, ko = t.keyStarts[s] * hl.kvWidth
+            Attention.backward(dOut: dAttended.data + qo, q: t.q.data + qo, k: t.k.data + ko, v: t.v.data + ko,
+                               probs: t.probs.data + t.probStarts[s], dq: dq.data + qo, dk: dk.data + ko, dv: dv.data + ko,
+                               mask: mask, layout: hl)
+        }
         t.queryAngles!.rotateBack(dq.data, heads: c.heads)
         t.keyAngles!.rotateBack(dk.data, heads: c.kvHeads)
         let dNormed = Tensor(shape: t.normed.shape)
@@ -363,28 +505,24 @@ public final class GraphPass {
         dv.linearBackward(layer.value, input: t.normedK, into: dNormedK)
         scatterAdd(dNormedK, rows: t.keyRows, into: dNormed)
         dNormed.rmsNormBackward(layer.attentionNorm, input: t.x, rstd: t.rstd, into: dx)
-        // Proxies made in this layer pass their gradient back to the vision tokens they came from,
-        // and tokens merged before it to the tokens they were merged from.
-        let dInput = t.created.map { created in backwardThroughProxyCreation(dx, tape: t, created: created) } ?? dx
+        // Proxies made before this layer pass their gradient back to the vision tokens they came
+        // from, and tokens merged before it to the tokens they were merged from.
+        let dInput = t.created.map { backwardThroughProxyCreation(dx, created: $0) } ?? dx
         return t.zipped?.backward(dInput) ?? dInput
     }
 
-    private func backwardThroughProxyCreation(_ dx: Tensor, tape t: GraphLayerTape, created: (full: [Int], source: ProxySource)) -> Tensor {
+    private func backwardThroughProxyCreation(_ dx: Tensor, created: ProxyCreation) -> Tensor {
         let d = config.hidden
-        let inputCount = t.x.shape[0] - t.layout.rows(of: [.proxy]).count
-        let dInput = Tensor(shape: [inputCount, d])
-        dInput.data.update(from: dx.data, count: inputCount * d)
-        let dProxies = gather(dx, rows: proxyRows(t.layout))
+        let dInput = gather(dx, rows: created.inputRows), dProxies = gather(dx, rows: created.proxyRows)
         let dFull: Tensor
         switch created.source {
         case let .spatial(r):
-            dFull = Tensor(shape: [created.full.count, d])
-            SpatialProxies.backward(dProxies, grid: t.layout.grid, reduce: r, into: dFull)
+            dFull = Tensor(shape: [created.fullRows.count, d])
+            SpatialProxies.backward(dProxies, grid: inputPacking.layouts[0].grid, reduce: r, into: dFull)
         case .learned:
             dFull = model.modules.proxyInitializer!.backward(dProxies: dProxies, dSplat: dSplat!, tape: proxyInitialization!)
         }
-        scatterAdd(dFull, rows: created.full, into: dInput)
+        scatterAdd(dFull, rows: created.fullRows, into: dInput)
         return dInput
     }
 }
-

@@ -11,35 +11,40 @@ struct VisionZip {
     let members: [[Int]]
     let inputCount: Int
 
-    init(layout: TokenLayout, x: Tensor, saliency: [LayoutToken: Float], dominant: Int, contextual: Int) {
-        let tokens = layout.tokens, d = x.shape[1]
+    /// Over packed sequences: `saliency` per sequence.
+    init(packing: Packing, x: Tensor, saliency: [[LayoutToken: Float]], dominant: Int, contextual: Int) {
+        let d = x.shape[1]
         var groups: [Int: [Int]] = [:]
-        for crop in 0..<layout.crops {
-            let rows = layout.visionRows(crop: crop)
-            let ranked = rows.sorted { a, b in
-                let (sa, sb) = (saliency[tokens[a]] ?? 0, saliency[tokens[b]] ?? 0)
-                return sa != sb ? sa > sb : tokens[a].index < tokens[b].index
-            }
-            for r in ranked.prefix(dominant) { groups[r] = [r] }
-            let rest = ranked.dropFirst(dominant).sorted { tokens[$0].index < tokens[$1].index }
-            guard contextual > 0, !rest.isEmpty else { continue }
-            let targets = (0..<min(contextual, rest.count)).map { rest[$0 * rest.count / min(contextual, rest.count)] }
-            for t in targets { groups[t] = [t] }
-            func unit(_ r: Int) -> [Float] {
-                let v = Array(UnsafeBufferPointer(start: x.data + r * d, count: d))
-                let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-                return v.map { $0 / norm }
-            }
-            let targetUnits = targets.map(unit)
-            for r in rest where groups[r] == nil {
-                let u = unit(r)
-                let similarity = targetUnits.map { zip($0, u).reduce(0) { $0 + $1.0 * $1.1 } }
-                groups[targets[similarity.indices.max { similarity[$0] < similarity[$1] }!]]!.append(r)
+        for (s, layout) in packing.layouts.enumerated() {
+            let tokens = layout.tokens, offset = packing.offsets[s]
+            for crop in 0..<layout.crops {
+                let rows = layout.visionRows(crop: crop)
+                let ranked = rows.sorted { a, b in
+                    let (sa, sb) = (saliency[s][tokens[a]] ?? 0, saliency[s][tokens[b]] ?? 0)
+                    return sa != sb ? sa > sb : tokens[a].index < tokens[b].index
+                }.map { $0 + offset }
+                for r in ranked.prefix(dominant) { groups[r] = [r] }
+                let rest = ranked.dropFirst(dominant).sorted { tokens[$0 - offset].index < tokens[$1 - offset].index }
+                guard contextual > 0, !rest.isEmpty else { continue }
+                let targets = (0..<min(contextual, rest.count)).map { rest[$0 * rest.count / min(contextual, rest.count)] }
+                for t in targets { groups[t] = [t] }
+                func unit(_ r: Int) -> [Float] {
+                    let v = Array(UnsafeBufferPointer(start: x.data + r * d, count: d))
+                    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                    return v.map { $0 / norm }
+                }
+                let targetUnits = targets.map(unit)
+                for r in rest where groups[r] == nil {
+                    let u = unit(r)
+                    let similarity = targetUnits.map { zip($0, u).reduce(0) { $0 + $1.0 * $1.1 } }
+                    groups[targets[similarity.indices.max { similarity[$0] < similarity[$1] }!]]!.append(r)
+                }
             }
         }
+        let tokens = packing.tokens
         keptRows = tokens.indices.filter { tokens[$0].kind != .vision || groups[$0] != nil }
         members = keptRows.map { groups[$0] ?? [$0] }
-        inputCount = layout.count
+        inputCount = packing.count
     }
 
     /// The kept rows, each the mean of its members.

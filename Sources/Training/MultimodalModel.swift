@@ -71,87 +71,114 @@ public final class MultimodalModel {
     }
 }
 
-/// One sample through the model: its prompt's token layout, the decoder inputs assembled along
-/// it (text embeddings, projected vision features, newline embeddings), and the pass.
+/// Samples through the model in one packed pass: each prompt's token layout, the decoder inputs
+/// assembled along it (text embeddings, projected vision features, newline embeddings), and the
+/// executor's pass over all of them.
 public final class MultimodalPass {
     public let model: MultimodalModel
-    public let prompt: Prompt
-    public let layout: TokenLayout
+    public let prompts: [Prompt]
     public let pass: GraphPass
     private let projectorTape: Projector.Tape?
-    private let textIDs: [LayoutToken: Int32]
+    private let textIDs: [[LayoutToken: Int32]]
 
-    /// With `withAnswer` the answer is part of the input and carries the loss (training);
-    /// without it the pass is the prefill of a generation. Without `seesImage` the image's
+    /// With `withAnswer` the answers are part of the input and carry the loss (training);
+    /// without them the pass is the prefill of a generation. Without `seesImage` each image's
     /// caption stands in its place and the decoder reads it under the baseline graph.
-    public init(model: MultimodalModel, sample: Sample, withAnswer: Bool, seesImage: Bool = true) {
+    public init(model: MultimodalModel, samples: [Sample], withAnswer: Bool, seesImage: Bool = true) {
         self.model = model
-        prompt = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: withAnswer, seesImage: seesImage)
-        layout = prompt.layout(model.geometry)
-        let (features, saliency) = seesImage ? model.encoder.encode(sample.image) : (Tensor(shape: [0, model.encoder.features]), [])
-        let (vision, tape) = seesImage ? model.projector.forward(features) : (Tensor(shape: [0, model.language.config.hidden]), nil)
-        projectorTape = tape
+        prompts = samples.map { Prompt(sample: $0, tokenizer: model.tokenizer, withAnswer: withAnswer, seesImage: seesImage) }
         let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
+        let imageTokens = seesImage ? model.geometry.crops * perCrop : 0
+        // Every image's features through the projector at once.
+        let encoded = seesImage ? samples.map { model.encoder.encode($0.image) } : []
+        let features = Tensor(shape: [samples.count * imageTokens, model.encoder.features])
+        for (i, e) in encoded.enumerated() { (features.data + i * e.features.count).update(from: e.features.data, count: e.features.count) }
+        let (vision, tape) = seesImage ? model.projector.forward(features) : (Tensor(shape: [0, d]), nil)
+        projectorTape = tape
         let embedding = model.language.decoder.embedding.value
-        var ids: [LayoutToken: Int32] = [:], targets: [LayoutToken: Int32] = [:], salient: [LayoutToken: Float] = [:]
-        let inputs = Tensor(shape: [layout.count, d])
-        for (row, token) in layout.tokens.enumerated() {
-            let destination = inputs.data + row * d
-            switch token.kind {
-            case .system, .question, .answer:
-                let text = token.kind == .system ? prompt.system : token.kind == .question ? prompt.question : prompt.answer
-                ids[token] = text[token.index]
-                destination.update(from: embedding.data + Int(text[token.index]) * d, count: d)
-            case .vision:
-                destination.update(from: vision.data + (token.crop * perCrop + token.index) * d, count: d)
-                salient[token] = saliency[token.crop * perCrop + token.index]
-            case .newline:
-                destination.update(from: model.newline.value.data, count: d)
-            case .proxy:
-                preconditionFailure("proxies are made inside the decoder")
+        var sequences: [SequenceInput] = [], allIDs: [[LayoutToken: Int32]] = []
+        for (i, prompt) in prompts.enumerated() {
+            let layout = prompt.layout(model.geometry)
+            var ids: [LayoutToken: Int32] = [:], targets: [LayoutToken: Int32] = [:], salient: [LayoutToken: Float] = [:]
+            let inputs = Tensor(shape: [layout.count, d])
+            for (row, token) in layout.tokens.enumerated() {
+                let destination = inputs.data + row * d
+                switch token.kind {
+                case .system, .question, .answer:
+                    let text = token.kind == .system ? prompt.system : token.kind == .question ? prompt.question : prompt.answer
+                    ids[token] = text[token.index]
+                    destination.update(from: embedding.data + Int(text[token.index]) * d, count: d)
+                case .vision:
+                    destination.update(from: vision.data + (i * imageTokens + token.crop * perCrop + token.index) * d, count: d)
+                    salient[token] = encoded[i].saliency[token.crop * perCrop + token.index]
+                case .newline:
+                    destination.update(from: model.newline.value.data, count: d)
+                case .proxy:
+                    preconditionFailure("proxies are made inside the decoder")
+                }
+                let target = token.kind == .question ? prompt.questionTargets[token.index] : token.kind == .answer ? prompt.answerTargets[token.index] : -1
+                if target >= 0 { targets[token] = target }
             }
+            sequences.append(SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: salient))
+            allIDs.append(ids)
         }
-        for token in layout.tokens {
-            let target = token.kind == .question ? prompt.questionTargets[token.index] : token.kind == .answer ? prompt.answerTargets[token.index] : -1
-            if target >= 0 { targets[token] = target }
-        }
-        textIDs = ids
-        pass = GraphPass(model: seesImage ? model.language : model.textOnly, layout: layout, inputs: inputs, targets: targets, saliency: salient,
-                         keepsForBackward: withAnswer)
+        textIDs = allIDs
+        pass = GraphPass(model: seesImage ? model.language : model.textOnly, sequences: sequences, keepsForBackward: withAnswer)
     }
+
+    /// One sample's pass.
+    public convenience init(model: MultimodalModel, sample: Sample, withAnswer: Bool, seesImage: Bool = true) {
+        self.init(model: model, samples: [sample], withAnswer: withAnswer, seesImage: seesImage)
+    }
+
+    /// Token layouts of the prompts, in batch order.
+    public var layouts: [TokenLayout] { pass.sequences.map(\.layout) }
+
+    /// Each sample's mean loss over its answer tokens, after `forward()`.
+    public var sampleLosses: [Float] { zip(pass.lossSums, pass.targetCounts).map { Float($0 / Double(max(1, $1))) } }
 
     @discardableResult
     public func forward() -> Float { pass.forward() }
 
-    /// Accumulates gradients into the decoder, the variant's modules, the newline embedding and the projector.
+    /// Accumulates gradients into the decoder, the variant's modules, the newline embedding and
+    /// the projector: of lossSum / normalizer (default: the mean over the batch's targets).
     public func backward(normalizer: Float? = nil) {
-        pass.backward(normalizer: normalizer)
+        let normalizer = normalizer ?? Float(pass.countedTargets)
+        backward(lossScales: Array(repeating: normalizer > 0 ? 1 / normalizer : 0, count: prompts.count))
+    }
+
+    /// Accumulates the gradient of Σᵢ lossScales[i] · (sample i's summed loss).
+    public func backward(lossScales: [Float]) {
+        pass.backward(lossScales: lossScales)
         let d = model.language.config.hidden, perCrop = model.geometry.grid * model.geometry.grid
-        let dInputs = pass.inputGradient, dVision = Tensor(shape: [model.geometry.crops * perCrop, d])
+        let imageTokens = projectorTape == nil ? 0 : model.geometry.crops * perCrop
+        let dInputs = pass.inputGradient, dVision = Tensor(shape: [prompts.count * imageTokens, d])
         let dEmbedding = model.language.decoder.embedding.grad
-        for (row, token) in layout.tokens.enumerated() {
-            let source = dInputs.data + row * d
-            let destination: FloatPtr
-            switch token.kind {
-            case .system, .question, .answer: destination = dEmbedding.data + Int(textIDs[token]!) * d
-            case .vision: destination = dVision.data + (token.crop * perCrop + token.index) * d
-            case .newline: destination = model.newline.grad.data
-            case .proxy: continue
+        for (i, layout) in layouts.enumerated() {
+            for (row, token) in layout.tokens.enumerated() {
+                let source = dInputs.data + (pass.inputOffsets[i] + row) * d
+                let destination: FloatPtr
+                switch token.kind {
+                case .system, .question, .answer: destination = dEmbedding.data + Int(textIDs[i][token]!) * d
+                case .vision: destination = dVision.data + (i * imageTokens + token.crop * perCrop + token.index) * d
+                case .newline: destination = model.newline.grad.data
+                case .proxy: continue
+                }
+                for j in 0..<d { destination[j] += source[j] }
             }
-            for j in 0..<d { destination[j] += source[j] }
         }
         if let projectorTape { _ = model.projector.backward(dVision, tape: projectorTape) }
     }
 
-    /// Greedy answer after this (answer-less) prefill, up to `maxTokens` tokens or <eos>.
-    public func generate(maxTokens: Int) -> String {
+    /// Greedy answers after this (answer-less) prefill, up to `maxTokens` tokens or <eos> each.
+    public func generate(maxTokens: Int) -> [String] {
         _ = pass.forward()
-        return answer(maxTokens: maxTokens)
+        return answers(maxTokens: maxTokens)
     }
 
-    /// The greedy answer, once `forward()` has run the prefill.
-    public func answer(maxTokens: Int) -> String {
-        model.tokenizer.decode(GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos))
+    /// The greedy answers, once `forward()` has run the prefill.
+    public func answers(maxTokens: Int) -> [String] {
+        GraphDecoder(prefill: pass).generate(count: maxTokens, stop: Tokenizer.eos).map(model.tokenizer.decode)
     }
 }
 
@@ -159,13 +186,12 @@ public final class MultimodalPass {
 /// a recipe whose "decoder" group has learning rate 0 (projector, newline and the variant's
 /// modules train); stage 2 trains everything.
 ///
-/// A batch is dealt into a fixed number of shards (sample i to shard i mod `shards`), each with
-/// a replica of the model sharing its weights; shards run on as many cores as there are (up to
-/// `shards`), one sample at a time each, with single-threaded BLAS: one sample's products are
-/// too small to keep two BLAS threads busy. Shard gradients are summed in shard order, so a
-/// step's result does not depend on the number of cores.
+/// A batch is dealt into a fixed number of shards (sample i to shard i mod `shards`), each one
+/// packed pass of the executor against a replica of the model sharing its weights; shards run on
+/// as many cores as there are (up to `shards`), with single-threaded BLAS. Shard gradients are
+/// summed in shard order, so a step's result does not depend on the number of cores.
 public final class MultimodalTrainer {
-    public static let shards = 4
+    public static let shards = 2
     public let model: MultimodalModel
     public let optimization: Optimization
     private let replicas: [MultimodalModel]
@@ -193,22 +219,22 @@ public final class MultimodalTrainer {
     /// `weights` scale the samples' terms (1 each by default; `MultimodalRunConfig.lossWeights`).
     public func accumulateGradients(_ samples: [Sample], weights: [Float]? = nil, seeingImages: Bool = true) -> (losses: [Float], tokens: Int) {
         let shards = (0..<replicas.count).map { s in Array(stride(from: s, to: samples.count, by: replicas.count)) }
-        var passes = [MultimodalPass?](repeating: nil, count: samples.count)
-        passes.withUnsafeMutableBufferPointer { slots in   // shards fill disjoint slots
+        var losses = [Float](repeating: 0, count: samples.count), tokens = [Int](repeating: 0, count: replicas.count)
+        losses.withUnsafeMutableBufferPointer { slots in   // shards fill disjoint slots
             Parallel.forEach(replicas.count) { s, _ in
                 replicas[s].zeroGradients()
-                for i in shards[s] {
-                    slots[i] = MultimodalPass(model: replicas[s], sample: samples[i], withAnswer: true, seesImage: seeingImages)
-                    slots[i]!.forward()
-                }
+                guard !shards[s].isEmpty else { return }
+                let pass = MultimodalPass(model: replicas[s], samples: shards[s].map { samples[$0] }, withAnswer: true, seesImage: seeingImages)
+                pass.forward()
+                pass.backward(lossScales: shards[s].indices.map { j in
+                    (weights?[shards[s][j]] ?? 1) / Float(max(1, pass.pass.targetCounts[j]) * samples.count)
+                })
+                for (j, loss) in pass.sampleLosses.enumerated() { slots[shards[s][j]] = loss }
+                tokens[s] = pass.layouts.reduce(0) { $0 + $1.count }
             }
         }
-        let done = passes.map { $0! }
-        Parallel.forEach(replicas.count) { s, _ in
-            for i in shards[s] { done[i].backward(normalizer: Float(max(1, done[i].pass.countedTargets) * samples.count) / (weights?[i] ?? 1)) }
-        }
         addReplicaGradients(into: model.parameters, from: replicas.dropFirst().map(\.parameters))
-        return (done.map { Float($0.pass.lossSum / Double(max(1, $0.pass.countedTargets))) }, done.reduce(0) { $0 + $1.layout.count })
+        return (losses, tokens.reduce(0, +))
     }
 }
 
@@ -230,19 +256,37 @@ public struct Evaluation: Sendable {
     /// Measured wall-clock seconds of each sample's prefill and of its whole greedy answer.
     public let prefillSeconds: [Double], answerSeconds: [Double]
 
+    /// Prompts prefilled and answered together, per core.
+    public static let chunk = 8
+
     /// `maxTokens` defaults to the task's answer length limit (`TrainingAnswers.tokenLimit`).
+    /// The samples are dealt over the cores in chunks of `chunk` (chunk i to core i mod cores);
+    /// each chunk's prompts are prefilled in one packed pass and answered by batched decoding,
+    /// and every sample is given its chunk's mean time per sample.
     public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int? = nil) {
         let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
         let training = TrainingAnswers(task, side: model.geometry.imageSide), maxTokens = maxTokens ?? training.tokenLimit
-        var predictions: [String] = [], prefill: [Double] = [], answer: [Double] = []
-        for sample in samples {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let pass = MultimodalPass(model: model, sample: sample, withAnswer: false)
-            _ = pass.forward()
-            let prefilled = DispatchTime.now().uptimeNanoseconds
-            predictions.append(pass.answer(maxTokens: maxTokens))
-            prefill.append(Double(prefilled - start) / 1e9)
-            answer.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        let chunks = stride(from: 0, to: count, by: Self.chunk).map { $0..<min($0 + Self.chunk, count) }
+        var predictions = [String](repeating: "", count: count), prefill = [Double](repeating: 0, count: count)
+        var answer = [Double](repeating: 0, count: count)
+        predictions.withUnsafeMutableBufferPointer { predicted in   // chunks fill disjoint slots
+            prefill.withUnsafeMutableBufferPointer { prefilled in
+                answer.withUnsafeMutableBufferPointer { answered in
+                    Parallel.forEach(chunks.count) { c, _ in
+                        let range = chunks[c], start = DispatchTime.now().uptimeNanoseconds
+                        let pass = MultimodalPass(model: model, samples: Array(samples[range]), withAnswer: false)
+                        _ = pass.forward()
+                        let prefillEnd = DispatchTime.now().uptimeNanoseconds
+                        let answers = pass.answers(maxTokens: maxTokens)
+                        let end = DispatchTime.now().uptimeNanoseconds, n = Double(range.count)
+                        for (i, a) in zip(range, answers) {
+                            predicted[i] = a
+                            prefilled[i] = Double(prefillEnd - start) / 1e9 / n
+                            answered[i] = Double(end - start) / 1e9 / n
+                        }
+                    }
+                }
+            }
         }
         self.predictions = predictions
         (prefillSeconds, answerSeconds) = (prefill, answer)

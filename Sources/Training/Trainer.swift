@@ -63,41 +63,35 @@ func addReplicaGradients(into parameters: [Parameter], from replicas: [[Paramete
     }
 }
 
-/// Trains a decoder: forward, backward, clip, AdamW, schedule.
+/// Trains a decoder on token sequences: forward, backward, clip, AdamW, schedule.
 ///
-/// A batch is split by sequences into one shard per core (`Parallel.workers`); each shard runs
-/// its forward and backward on its own core against a replica of the model that shares the
+/// A batch is split by sequences into one shard per core (`Parallel.workers`); each shard is one
+/// packed pass of the executor on its own core against a replica of the model that shares the
 /// weights, and the replicas' gradients are summed in a fixed order. Every step is therefore
-/// deterministic for a given core count. Buffers are kept between steps of the same shape.
+/// deterministic for a given core count.
 public final class Trainer {
     public let model: LlamaModel
     private let optimization: Optimization
     private let replicas: [LlamaModel]
-    private var passes: [DecoderPass?]
     public var step: Int { optimization.step }
 
     public init(model: LlamaModel, recipe: TrainingRecipe) {
         self.model = model
         optimization = Optimization(parameters: model.parameters, recipe: recipe)
         replicas = [model] + (1..<Parallel.workers).map { _ in model.replica() }
-        passes = Array(repeating: nil, count: replicas.count)
     }
 
     /// One optimisation step on `batch`; returns the loss before the update.
     @discardableResult
     public func train(on batch: TokenBatch) -> StepReport {
         let shards = split(batch, into: replicas.count)
-        for (i, shard) in shards.enumerated() {
-            if passes[i]?.batch.inputs.map(\.count) == shard.inputs.map(\.count) { passes[i]!.batch = shard }
-            else { passes[i] = DecoderPass(model: replicas[i], batch: shard) }
-        }
-        let active = passes.prefix(shards.count).map { $0! }
+        let passes = shards.indices.map { TextPass(model: replicas[$0], batch: shards[$0]) }
         for replica in replicas.prefix(shards.count) { replica.zeroGradients() }
 
-        Parallel.forEach(active.count) { i, _ in active[i].forward() }
-        let counted = active.reduce(0) { $0 + $1.countedTargets }
-        let lossSum = active.reduce(0.0) { $0 + $1.lossSum }
-        Parallel.forEach(active.count) { i, _ in active[i].backward(normalizer: Float(counted)) }
+        Parallel.forEach(passes.count) { i, _ in passes[i].forward() }
+        let counted = passes.reduce(0) { $0 + $1.countedTargets }
+        let lossSum = passes.reduce(0.0) { $0 + $1.lossSum }
+        Parallel.forEach(passes.count) { i, _ in passes[i].backward(normalizer: Float(counted)) }
         addReplicaGradients(into: model.parameters, from: replicas[1..<shards.count].map(\.parameters))
 
         let index = step, (norm, rate) = optimization.update()

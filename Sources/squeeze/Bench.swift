@@ -112,17 +112,13 @@ extension Bench {
 
         func run() {
             options.compute.apply()
-            let config = LlamaConfig(hidden: 4096, layers: 1, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000)
-            let layer = LlamaLayer(index: 0, config: config, seed: 3)
-            let packing = SequencePacking(lengths: [tokens])
+            // One layer, and a 16-word head so that the layer is what is timed.
+            let config = LlamaConfig(hidden: 4096, layers: 1, heads: 32, kvHeads: 32, ffn: 11008, vocab: 16)
+            let model = LlamaModel(config: config, seed: 3)
             var rng = SeededGenerator(seed: 4)
-            let x = Tensor(shape: [tokens, config.hidden], std: 1, rng: &rng), out = Tensor(shape: [tokens, config.hidden])
-            let saved = LayerActivations(config: config, packing: packing, keepProbabilities: false)
-            let rope = Rope(headDim: config.headDim, theta: config.ropeTheta).angles(for: packing.positions)
+            let batch = randomTokenBatch(count: 1, length: tokens, vocab: config.vocab, rng: &rng)
             let gemm = gemmResult(name: "sgemm", m: tokens, n: 4096, k: 4096, reps: options.reps)
-            let time = Timing(reps: options.reps) {
-                layer.forward(x: x, out: out, saving: saved, packing: packing, config: config, rope: rope)
-            }
+            let time = Timing(reps: options.reps) { TextPass(model: model, batch: batch, keepsForBackward: false).forward() }
             var result = BenchResult(name: "vicuna-7b layer forward, \(tokens) tokens",
                                      flops: config.forwardFLOPs(sequenceLengths: [tokens]) - 2 * tokens * config.hidden * config.vocab,
                                      seconds: time)

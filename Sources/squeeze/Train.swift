@@ -137,7 +137,7 @@ extension Train {
 
 /// Fraction of scored positions whose argmax logit is the target.
 func answerAccuracy(model: LlamaModel, batch: TokenBatch) -> Double {
-    let pass = DecoderPass(model: model, batch: batch, keepActivations: false)
+    let pass = TextPass(model: model, batch: batch, keepsForBackward: false)
     pass.forward()
     let vocab = model.config.vocab
     var right = 0, scored = 0

@@ -40,26 +40,17 @@ final class GraphExecutorTests: XCTestCase {
         })
     }
 
-    func testBaselineGraphMatchesTheDecoderPass() throws {
-        let m = try model("baseline")
-        // Text-only layout: embeddings from the token ids, so DecoderPass can run the same sequence.
-        let text = TokenLayout(grid: 1, crops: 0, system: 3, question: 4)
-        let ids: [Int32] = [1, 5, 2, 9, 9, 0, 4]
-        let embedded = Tensor(shape: [ids.count, config.hidden])
-        Embedding.forward(ids: ids, table: m.decoder.embedding.value.data, out: embedded.data, dim: config.hidden)
-        let graph = GraphPass(model: m, layout: text, inputs: embedded)
-        graph.forward()
-        let plain = DecoderPass(model: m.decoder, batch: TokenBatch(inputs: [ids], targets: [ids]), keepActivations: false)
-        plain.forward()
-        XCTAssertEqual(graph.logits.array, plain.logits.array, accuracy: 1e-4)
-    }
-
-    func testEmptySchedulesEqualBaselineExactly() throws {
-        let base = run(try model("baseline")).logits.array
+    /// An empty schedule compiles to the baseline's nodes, and runs as the baseline.
+    func testEmptySchedulesEqualBaseline() throws {
+        let baseline = try model("baseline")
+        let base = run(baseline).logits.array
         for v in ["mask-vv@layers:0..<0", "skip-vattn@layers:1..<1", "skip-vattn-ffn@ratio:0", "proxyv(r=2)@layers:3..<3"] {
-            XCTAssertEqual(run(try model(v)).logits.array, base, v)
+            let m = try model(v)
+            XCTAssertEqual(m.graph.nodes, Array(repeating: LayerNode.baseline, count: config.layers), v)
+            XCTAssertEqual(run(m).logits.array, base, accuracy: 1e-5, v)
         }
-        XCTAssertNotEqual(run(try model("mask-vv@from:1")).logits.array, base, "a real schedule changes the output")
+        let masked = run(try model("mask-vv@from:1")).logits.array
+        XCTAssertGreaterThan(zip(masked, base).map { abs($0 - $1) }.max()!, 1e-3, "a real schedule changes the output")
     }
 
     /// Packing is an implementation detail: permuting the rows gives every token the same logits.
@@ -161,7 +152,7 @@ final class GraphExecutorTests: XCTestCase {
         let m = try model("visionzip(dominant=5,contextual=2)")
         let pass = GraphPass(model: m, layout: layout, inputs: inputs, targets: targets, saliency: saliency)
         pass.forward()
-        let (tokens, entering, _) = pass.attentionBlock(layer: 0)
+        let (tokens, entering) = pass.layerInput(layer: 0)
         let d = config.hidden, original = inputs
         for crop in 0..<2 {
             let kept = tokens.enumerated().filter { $0.element.kind == .vision && $0.element.crop == crop }
@@ -206,7 +197,7 @@ final class GraphExecutorTests: XCTestCase {
         let pass = GraphPass(model: GraphModel(decoder: decoder, graph: graph, seed: 3), layout: grid8,
                              inputs: randomInputs(rows: grid8.count, seed: 4))
         pass.forward()
-        let (tokens, entering, _) = pass.attentionBlock(layer: 1)
+        let (tokens, entering) = pass.layerInput(layer: 1)
         let d = config.hidden
         func row(_ kind: GroupKind, crop: Int, index: Int) -> Int {
             tokens.firstIndex { $0.kind == kind && $0.crop == crop && $0.index == index }!
@@ -292,7 +283,7 @@ final class GraphDecodingTests: XCTestCase {
                 let baselineGraph = try LayerGraph(spec: .baseline, layers: config.layers, hidden: config.hidden, grid: 4)
                 let base = GraphPass(model: GraphModel(decoder: decoder, graph: baselineGraph, seed: 6), layout: prompt, inputs: inputs)
                 base.forward()
-                XCTAssertEqual(cached.cacheEntries, GraphDecoder(prefill: base).cacheEntries, "no proxy entries in the cache")
+                XCTAssertEqual(cached.cacheEntries(), GraphDecoder(prefill: base).cacheEntries(), "no proxy entries in the cache")
             }
             // Recompute: the prompt plus the new tokens as answer tokens, embedded from their ids.
             var rows = inputs.array

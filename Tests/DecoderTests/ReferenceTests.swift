@@ -34,7 +34,7 @@ final class ReferenceTests: XCTestCase {
         let (model, batch, reference) = try loadFixture()
         XCTAssertEqual(model.config, LlamaConfig(hidden: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 48, vocab: 37))
         model.zeroGradients()
-        let pass = DecoderPass(model: model, batch: batch)
+        let pass = TextPass(model: model, batch: batch)
         let loss = pass.forward()
         pass.backward()
 
