@@ -5,6 +5,8 @@ public struct AttentionMask: Sendable, Equatable {
     public let queries: Int
     public let keys: Int
     public let allowed: [Bool]
+    /// 0 where allowed, −∞ where masked: added to the scores, so the softmax has no branches.
+    let bias: [Float]
     /// Each row's first and one-past-last allowed key, so the softmax can skip the masked tails.
     let spans: [Range<Int>]
     /// Each block of query rows with the union of its rows' key spans.
@@ -16,6 +18,7 @@ public struct AttentionMask: Sendable, Equatable {
         var a = [Bool](repeating: false, count: queries * keys)
         for q in 0..<queries { for k in 0..<keys { a[q * keys + k] = allowed(q, k) } }
         self.allowed = a
+        bias = a.map { $0 ? 0 : -Float.infinity }
         spans = (0..<queries).map { q in
             let row = a[q * keys..<(q + 1) * keys]
             guard let first = row.firstIndex(of: true), let last = row.lastIndex(of: true) else { return 0..<0 }
@@ -79,7 +82,7 @@ public enum Attention {
         let spans = mask.spans, blocks = mask.blocks
         let scratch: [FloatPtr] = probs == nil ? (0..<Parallel.workers).map { _ in .allocate(capacity: AttentionMask.rowBlock * nk) } : []
         defer { scratch.forEach { $0.deallocate() } }
-        mask.allowed.withUnsafeBufferPointer { allowed in
+        mask.bias.withUnsafeBufferPointer { bias in
             Parallel.forEach(layout.heads) { h, worker in
                 let g = layout.kvHead(of: h)
                 for (rows, keys) in blocks {
@@ -91,7 +94,7 @@ public enum Attention {
                     // Kept weights are zero wherever they are not computed; scratch only where it is read.
                     let window = probs == nil ? keys : 0..<nk
                     for (i, r) in rows.enumerated() {
-                        maskedSoftmax(p + i * nk, allowed: allowed.baseAddress! + r * nk, span: spans[r], window: window)
+                        maskedSoftmax(p + i * nk, bias: bias.baseAddress! + r * nk, span: spans[r], window: window)
                     }
                     BLAS.gemm(m: rows.count, n: hd, k: keys.count, a: p + keys.lowerBound, lda: nk,
                               b: v + keys.lowerBound * kw + g * hd, ldb: kw,
@@ -138,20 +141,31 @@ public enum Attention {
     }
 
     /// Softmax of one score row over its allowed keys; masked keys in `window` get exactly 0.
-    /// Written with selects rather than branches so the loops vectorise.
+    /// Eight lanes at a time (`SIMD8`): the mask is an additive bias, so no lane branches.
     @inline(__always)
-    static func maskedSoftmax(_ row: FloatPtr, allowed: UnsafePointer<Bool>, span: Range<Int>, window: Range<Int>) {
+    static func maskedSoftmax(_ row: FloatPtr, bias: UnsafePointer<Float>, span: Range<Int>, window: Range<Int>) {
         guard !span.isEmpty else { (row + window.lowerBound).update(repeating: 0, count: window.count); return }
         (row + window.lowerBound).update(repeating: 0, count: span.lowerBound - window.lowerBound)
         (row + span.upperBound).update(repeating: 0, count: window.upperBound - span.upperBound)
-        var m = -Float.infinity
-        for j in span { m = max(m, allowed[j] ? row[j] : -Float.infinity) }
-        var sum: Float = 0
-        for j in span {
-            let e = allowed[j] ? fastExp(row[j] - m) : 0
-            row[j] = e
-            sum += e
+        let vectorEnd = span.lowerBound + (span.count / 8) * 8
+        func load(_ p: UnsafePointer<Float>, _ j: Int) -> SIMD8<Float> { UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self) }
+        func store(_ v: SIMD8<Float>, _ j: Int) { UnsafeMutableRawPointer(row + j).storeBytes(of: v, as: SIMD8<Float>.self) }
+        var maxima = SIMD8<Float>(repeating: -.infinity)
+        for j in stride(from: span.lowerBound, to: vectorEnd, by: 8) {
+            let v = load(row, j) + load(bias, j)
+            store(v, j)
+            maxima.replace(with: v, where: v .> maxima)
         }
+        var m = maxima.max()
+        for j in vectorEnd..<span.upperBound { row[j] += bias[j]; m = max(m, row[j]) }
+        var sums = SIMD8<Float>(repeating: 0)
+        for j in stride(from: span.lowerBound, to: vectorEnd, by: 8) {
+            let e = fastExp(load(row, j) - m)
+            store(e, j)
+            sums += e
+        }
+        var sum = sums.sum()
+        for j in vectorEnd..<span.upperBound { row[j] = fastExp(row[j] - m); sum += row[j] }
         let inv = 1 / sum
         for j in span { row[j] *= inv }
     }

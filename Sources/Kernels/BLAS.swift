@@ -16,6 +16,10 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         executedFLOPs.add(2 * m * n * k, ordering: .relaxed)
+        if isRecording.load(ordering: .relaxed) {
+            let call = Product(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, threads: threads)
+            recorded.withLock { $0.append(call) }
+        }
         guard k > 0 else {
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
@@ -28,6 +32,24 @@ public enum BLAS {
     /// FLOPs (2 per multiply-accumulate) of every product run so far, so that analytic counts
     /// can be checked against what actually executed.
     public static let executedFLOPs = Atomic<Int>(0)
+
+    /// The shape of one product, its leading dimensions and the BLAS threads it ran on.
+    public struct Product: Sendable {
+        public let transA, transB: Bool
+        public let m, n, k, lda, ldb, ldc, threads: Int
+    }
+
+    private static let isRecording = Atomic<Bool>(false)
+    private static let recorded = Mutex<[Product]>([])
+
+    /// The products `body` issues, in order (benchmarks replay them as their yardstick).
+    public static func recordProducts(_ body: () -> Void) -> [Product] {
+        recorded.withLock { $0 = [] }
+        isRecording.store(true, ordering: .relaxed)
+        body()
+        isRecording.store(false, ordering: .relaxed)
+        return recorded.withLock { $0 }
+    }
 
     /// OpenBLAS's worker-thread count. Set it explicitly: the default depends on the machine.
     public static var threads: Int {

@@ -14,8 +14,8 @@ struct Bench: ParsableCommand {
 
 /// Options of every benchmark.
 struct BenchOptions: ParsableArguments {
-    @Option(help: "Timed repetitions after one warm-up run; the median is reported.")
-    var reps = 5
+    @Option(help: "Timed repetitions after one warm-up run (pairs of the work and its yardstick, in turn); medians are reported.")
+    var reps = 10
     @Option(help: "Output: text or json.")
     var format: OutputFormat = .text
     @OptionGroup var compute: ComputeOptions
@@ -27,13 +27,82 @@ struct Timing: Codable {
 
     init(reps: Int, warmup: Int = 1, _ body: () -> Void) {
         for _ in 0..<warmup { body() }
-        let times = (0..<Swift.max(1, reps)).map { _ in
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }.sorted()
-        median = times[times.count / 2]; min = times.first!; max = times.last!; self.reps = times.count
+        self.init(times: (0..<Swift.max(1, reps)).map { _ in seconds(body) })
     }
+
+    init(times: [Double]) {
+        let sorted = times.sorted()
+        median = sorted[sorted.count / 2]; min = sorted.first!; max = sorted.last!; reps = sorted.count
+    }
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// A piece of work and its yardstick timed in turn, A B A B …, after a warm-up of each: the
+/// machine's drift (±30 % within minutes) is shared by the two runs of a pair, so the median of
+/// the pairs' ratios is what to quote.
+struct PairedTiming {
+    let work: Timing, yardstick: Timing
+    /// The median over pairs of yardstick seconds / work seconds.
+    let ratio: Double
+
+    init(reps: Int, work: () -> Void, yardstick: () -> Void) {
+        work(); yardstick()
+        let pairs = (0..<Swift.max(1, reps)).map { _ in (seconds(work), seconds(yardstick)) }
+        self.work = Timing(times: pairs.map(\.0))
+        self.yardstick = Timing(times: pairs.map(\.1))
+        ratio = Timing(times: pairs.map { $0.1 / $0.0 }).median
+    }
+}
+
+/// The sgemm yardstick at a piece of work's own shapes: the products it issues (recorded by
+/// `BLAS.recordProducts`), replayed alone on random data, each on the BLAS threads it ran on —
+/// those issued single-threaded (inside parallel shards or heads) dealt over the cores as the
+/// work deals them.
+final class ProductReplay {
+    let products: [BLAS.Product]
+    private let a, b: Tensor, c: [Tensor]
+
+    init(_ products: [BLAS.Product]) {
+        self.products = products
+        var rng = SeededGenerator(seed: 9)
+        let aSize = products.map { ($0.transA ? $0.k : $0.m) * $0.lda }.max() ?? 0
+        let bSize = products.map { ($0.transB ? $0.n : $0.k) * $0.ldb }.max() ?? 0
+        let cSize = products.map { $0.m * $0.ldc }.max() ?? 0
+        a = Tensor(shape: [aSize], std: 1, rng: &rng)
+        b = Tensor(shape: [bSize], std: 1, rng: &rng)
+        c = (0..<Parallel.workers).map { _ in Tensor(shape: [cSize]) }
+    }
+
+    var flops: Int { products.reduce(0) { $0 + 2 * $1.m * $1.n * $1.k } }
+
+    func run() {
+        func replay(_ p: BLAS.Product, into c: Tensor) {
+            BLAS.gemm(transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: a.data, lda: p.lda, b: b.data, ldb: p.ldb,
+                      c: c.data, ldc: p.ldc)
+        }
+        let single = products.filter { $0.threads == 1 }, threaded = products.filter { $0.threads > 1 }
+        Parallel.forEach(Parallel.workers) { w, _ in
+            for i in Swift.stride(from: w, to: single.count, by: Parallel.workers) { replay(single[i], into: c[w]) }
+        }
+        for p in threaded { replay(p, into: c[0]) }
+    }
+}
+
+/// A piece of work against its products replayed alone: the yardstick's line, then the work's (with
+/// `fraction_of_sgemm`, the paired ratio, and `counts` per step as rates per second).
+func pairedResults(name: String, reps: Int, perSecond counts: [String: Double] = [:], _ work: () -> Void) -> [BenchResult] {
+    let replay = ProductReplay(BLAS.recordProducts(work))
+    let paired = PairedTiming(reps: reps, work: work, yardstick: replay.run)
+    let yardstick = BenchResult(name: "sgemm, the same \(replay.products.count) products alone", flops: replay.flops, seconds: paired.yardstick)
+    var result = BenchResult(name: name, flops: replay.flops, seconds: paired.work)
+    result.extra["fraction_of_sgemm"] = paired.ratio
+    for (key, count) in counts { result.extra[key] = count / paired.work.median }
+    return [yardstick, result]
 }
 
 /// One benchmark line: what ran, how long it took, and the rates that follow.
@@ -117,13 +186,10 @@ extension Bench {
             let model = LlamaModel(config: config, seed: 3)
             var rng = SeededGenerator(seed: 4)
             let batch = randomTokenBatch(count: 1, length: tokens, vocab: config.vocab, rng: &rng)
-            let gemm = gemmResult(name: "sgemm", m: tokens, n: 4096, k: 4096, reps: options.reps)
-            let time = Timing(reps: options.reps) { TextPass(model: model, batch: batch, keepsForBackward: false).forward() }
-            var result = BenchResult(name: "vicuna-7b layer forward, \(tokens) tokens",
-                                     flops: config.forwardFLOPs(sequenceLengths: [tokens]) - 2 * tokens * config.hidden * config.vocab,
-                                     seconds: time)
-            result.extra["fraction_of_sgemm"] = result.gflopsPerSecond / gemm.gflopsPerSecond
-            printResults([gemm, result], format: options.format, threads: BLAS.threads)
+            let results = pairedResults(name: "vicuna-7b layer forward, \(tokens) tokens", reps: options.reps) {
+                TextPass(model: model, batch: batch, keepsForBackward: false).forward()
+            }
+            printResults(results, format: options.format, threads: BLAS.threads)
         }
     }
 
@@ -145,18 +211,11 @@ extension Bench {
             let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 3e-4, warmupSteps: 10))
             var rng = SeededGenerator(seed: 6)
             let batch = randomTokenBatch(count: batchSize, length: sequenceLength, vocab: config.vocab, rng: &rng)
-            let before = BLAS.executedFLOPs.load(ordering: .relaxed)
-            let time = Timing(reps: options.reps) { trainer.train(on: batch) }
-            let counted = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
             let analytic = config.trainingStepFLOPs(sequenceLengths: batch.inputs.map(\.count))
-            let tokens = Double(batch.tokenCount)
-            // The machine's sgemm rate at the model's FFN shape, measured in the same run, as the yardstick.
-            let gemm = gemmResult(name: "sgemm", m: batch.tokenCount, n: config.ffn, k: config.hidden, reps: options.reps)
-            var result = BenchResult(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", flops: analytic,
-                                     seconds: time, extra: ["tokens_per_second": tokens / time.median,
-                                                            "counted_over_analytic_flops": Double(counted) / Double(analytic)])
-            result.extra["fraction_of_sgemm"] = result.gflopsPerSecond / gemm.gflopsPerSecond
-            printResults([gemm, result], format: options.format, threads: BLAS.threads)
+            var results = pairedResults(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", reps: options.reps,
+                                        perSecond: ["tokens_per_second": Double(batch.tokenCount)]) { trainer.train(on: batch) }
+            results[1].extra["counted_over_analytic_flops"] = Double(results[0].flops) / Double(analytic)
+            printResults(results, format: options.format, threads: BLAS.threads)
         }
     }
 }
@@ -192,14 +251,12 @@ extension Bench {
                                         language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
             let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
             let samples = run.batch(step: run.languageSteps + run.stage1Steps)
-            var tokens = 0
-            let before = BLAS.executedFLOPs.load(ordering: .relaxed)
-            let time = Timing(reps: options.reps) { tokens = trainer.train(on: samples).tokens }
-            // FLOPs: the products that ran (counted in BLAS.gemm), per step.
-            let flops = (BLAS.executedFLOPs.load(ordering: .relaxed) - before) / (options.reps + 1)
-            let result = BenchResult(name: "\(preset) multimodal step, \(run.batchSize) samples, \(variant)", flops: flops, seconds: time,
-                                     extra: ["tokens_per_second": Double(tokens) / time.median, "samples_per_second": Double(run.batchSize) / time.median])
-            printResults([result], format: options.format, threads: BLAS.threads)
+            let tokens = samples.map { Prompt(sample: $0, tokenizer: model.tokenizer, withAnswer: true).layout(geometry).count }.reduce(0, +)
+            let results = pairedResults(name: "\(preset) multimodal step, \(run.batchSize) samples, \(variant)", reps: options.reps,
+                                        perSecond: ["tokens_per_second": Double(tokens), "samples_per_second": Double(run.batchSize)]) {
+                trainer.train(on: samples)
+            }
+            printResults(results, format: options.format, threads: BLAS.threads)
         }
     }
 }
