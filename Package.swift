@@ -42,7 +42,7 @@ let package = Package(
                     resources: [.copy("Reference")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "TestSupport"]),
-        .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels", "TestSupport"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "HDF5", "Decoder", "LayerGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5"]),

@@ -2,6 +2,7 @@ import Accounting
 import Decoder
 import Kernels
 import LayerGraph
+import TestSupport
 import XCTest
 
 /// The analytic count equals the FLOPs counted inside `BLAS.gemm` while the executor runs,
@@ -9,12 +10,6 @@ import XCTest
 final class ProofTests: XCTestCase {
     let config = LlamaConfig(hidden: 16, layers: 4, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
     let layout = TokenLayout(grid: 4, crops: 3, system: 2, question: 3, answer: 2)
-    let variants = ["baseline", "mask-vv@from:1", "skip-vattn@layers:1..<3", "skip-vattn(self=false)@from:2",
-                    "skip-vattn-ffn@from:1", "skip-vattn-ffn(mlp=0)@layers:0,3", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:1..<3",
-                    "proxyv-learned(n=3)@from:2", "fastv(k=2,r=0.5)", "pyramiddrop(layers=1/2/3,keep=0.5/0.25/0.125)",
-                    "visionzip(dominant=4,contextual=2)", "visionzip(dominant=3,contextual=3)+proxyv-learned(n=2)@from:1",
-                    "mask-vv@layers:0..<2+skip-vattn-ffn@from:2"]
-
     func counted(_ body: () -> Void) -> Int {
         let before = BLAS.executedFLOPs.load(ordering: .relaxed)
         body()
@@ -25,7 +20,7 @@ final class ProofTests: XCTestCase {
         var rng = SeededGenerator(seed: 1)
         let inputs = Tensor(shape: [layout.count, config.hidden], std: 1, rng: &rng)
         let saliency = Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
-        for v in variants {
+        for v in variants(with: .flops) {
             let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: layout.grid)
             let model = GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3)
             let accountant = Accountant(config: config, graph: graph, layout: layout)

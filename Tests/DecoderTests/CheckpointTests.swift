@@ -55,6 +55,7 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// F16, BF16 and I64 tensors that Python wrote widen to Float32 (and Int) on load.
     func testHalfPrecisionTensorsWidenOnLoad() throws {
         let script = """
         import sys, numpy as np
@@ -65,6 +66,16 @@ final class CheckpointTests: XCTestCase {
         let file = try SafetensorsFile(path: path("half.safetensors"))
         XCTAssertEqual(try file.tensor("h").array, [1.5, -2.25, 65504])
         XCTAssertEqual(try file.integers("i"), [3, -7])
+        // BF16 (numpy has none): the top half of each float32's bits, written by hand.
+        let bf16 = """
+        import json, struct, sys
+        values = [1.5, -2.25, 256.0, 2.0 ** 100, -0.0078125]
+        data = b"".join(struct.pack("<H", struct.unpack("<I", struct.pack("<f", v))[0] >> 16) for v in values)
+        header = json.dumps({"b": {"dtype": "BF16", "shape": [len(values)], "data_offsets": [0, len(data)]}}).encode()
+        open(sys.argv[1], "wb").write(struct.pack("<Q", len(header)) + header + data)
+        """
+        _ = try runPython(bf16, arguments: [path("bf16.safetensors")])
+        XCTAssertEqual(try SafetensorsFile(path: path("bf16.safetensors")).tensor("b").array, [1.5, -2.25, 256, 0x1p100, -0.0078125])
     }
 
     func testDamagedFilesAreNamedWithTheProblem() throws {

@@ -1,11 +1,13 @@
 import Decoder
 import Kernels
 import LayerGraph
+import TestSupport
 import XCTest
 
-/// The layer-graph executor: every variant against its definition.
+/// The layer-graph executor: every variant against its definition, and the properties of the
+/// cases × properties table (`variantCases`).
 final class GraphExecutorTests: XCTestCase {
-    let config = LlamaConfig(hidden: 16, layers: 3, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
+    let config = LlamaConfig(hidden: 16, layers: 4, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
     let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3, answer: 2)
 
     func model(_ variant: String, seed: UInt64 = 1) throws -> GraphModel {
@@ -19,6 +21,14 @@ final class GraphExecutorTests: XCTestCase {
 
     var inputs: Tensor { randomInputs(rows: layout.count, seed: 7) }
 
+    /// Encoder saliency of every vision token of a layout (VisionZip ranks by it), drawn in
+    /// position order: by token, however the layout is packed.
+    func saliency(_ layout: TokenLayout, seed: UInt64 = 12) -> [LayoutToken: Float] {
+        var rng = SeededGenerator(seed: seed)
+        return Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.sorted { $0.position < $1.position }
+            .map { ($0, rng.nextUniform()) })
+    }
+
     /// Loss on the question and answer tokens (next-token targets drawn at random).
     var targets: [LayoutToken: Int32] {
         var rng = SeededGenerator(seed: 8)
@@ -27,16 +37,17 @@ final class GraphExecutorTests: XCTestCase {
     }
 
     func run(_ m: GraphModel, layout: TokenLayout? = nil, inputs: Tensor? = nil) -> GraphPass {
-        let pass = GraphPass(model: m, layout: layout ?? self.layout, inputs: inputs ?? self.inputs, targets: targets)
+        let layout = layout ?? self.layout
+        let pass = GraphPass(model: m, layout: layout, inputs: inputs ?? self.inputs, targets: targets, saliency: saliency(layout))
         pass.forward()
         return pass
     }
 
-    /// The logits of each token, keyed by token (independent of packing).
-    func logitsByToken(_ pass: GraphPass) -> [LayoutToken: [Float]] {
-        let v = config.vocab
-        return Dictionary(uniqueKeysWithValues: pass.finalLayout.tokens.enumerated().map { i, t in
-            (t, Array(UnsafeBufferPointer(start: pass.logits.data + i * v, count: v)))
+    /// The logits of each token of one sequence, keyed by token (independent of packing).
+    func logitsByToken(_ pass: GraphPass, sequence s: Int = 0) -> [LayoutToken: [Float]] {
+        let v = config.vocab, o = pass.logitOffsets[s]
+        return Dictionary(uniqueKeysWithValues: pass.finalLayouts[s].tokens.enumerated().map { i, t in
+            (t, Array(UnsafeBufferPointer(start: pass.logits.data + (o + i) * v, count: v)))
         })
     }
 
@@ -53,20 +64,32 @@ final class GraphExecutorTests: XCTestCase {
         XCTAssertGreaterThan(zip(masked, base).map { abs($0 - $1) }.max()!, 1e-3, "a real schedule changes the output")
     }
 
-    /// Packing is an implementation detail: permuting the rows gives every token the same logits.
-    func testPackingOrderDoesNotChangeResults() throws {
+    /// Packing is an implementation detail: permuting a sequence's rows, or packing it after and
+    /// before other sequences of other lengths, gives every token the same logits.
+    func testPackingDoesNotChangeResults() throws {
         var rng = SeededGenerator(seed: 11)
         var order = Array(0..<layout.count)
         order.shuffle(using: &rng)
         let permutedInputs = Tensor(shape: inputs.shape)
         let original = inputs, d = config.hidden
         for (i, r) in order.enumerated() { (permutedInputs.data + i * d).update(from: original.data + r * d, count: d) }
-        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:0", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1",
-                  "proxyv-learned(n=3)@from:1", "fastv(k=1,r=0.5)"] {
+        let others = [TokenLayout(grid: 4, crops: 1, system: 3, question: 5, answer: 1), TokenLayout(grid: 4, crops: 3, system: 1, question: 2)]
+        for v in variants(with: .packing) {
             let m = try model(v)
             let a = logitsByToken(run(m, inputs: original)), b = logitsByToken(run(m, layout: layout.packed(in: order), inputs: permutedInputs))
             XCTAssertEqual(Set(a.keys), Set(b.keys), v)
-            for (token, logits) in a { XCTAssertEqual(logits, b[token]!, accuracy: 1e-4, "\(v) \(token)") }
+            for (token, logits) in a { XCTAssertEqual(logits, b[token]!, accuracy: 1e-4, "\(v) \(token), permuted") }
+            // Between two other sequences in one batch.
+            let batch = [others[0], layout, others[1]].enumerated().map { i, l in
+                SequenceInput(layout: l, inputs: l == layout ? original : randomInputs(rows: l.count, seed: 20 + UInt64(i)),
+                              targets: l == layout ? targets : [:], saliency: saliency(l, seed: l == layout ? 12 : 30 + UInt64(i)))
+            }
+            let packed = GraphPass(model: m, sequences: batch)
+            packed.forward()
+            let c = logitsByToken(packed, sequence: 1)
+            XCTAssertEqual(Set(a.keys), Set(c.keys), v)
+            for (token, logits) in a { XCTAssertEqual(logits, c[token]!, accuracy: 1e-4, "\(v) \(token), packed with others") }
+            XCTAssertEqual(packed.lossSums[1], run(m).lossSum, accuracy: 1e-3, "\(v): the sequence's loss")
         }
     }
 
@@ -147,8 +170,7 @@ final class GraphExecutorTests: XCTestCase {
     /// VisionZip keeps the most salient tokens of each crop and merges the rest into contextual
     /// tokens that are the mean of their members.
     func testVisionZipKeepsDominantTokensAndMergesTheRest() throws {
-        var rng = SeededGenerator(seed: 12)
-        let saliency = Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
+        let saliency = saliency(layout)
         let m = try model("visionzip(dominant=5,contextual=2)")
         let pass = GraphPass(model: m, layout: layout, inputs: inputs, targets: targets, saliency: saliency)
         pass.forward()
@@ -217,21 +239,14 @@ final class GraphExecutorTests: XCTestCase {
     /// Finite differences of the whole pass's loss, for every variant: decoder weights, the
     /// variant's new modules and the input embeddings (h = 1e-3, |Δ| ≤ 5e-4 + 1e-2·|numeric|).
     func testGradientsOfEveryVariantByFiniteDifferences() throws {
-        for v in ["baseline", "mask-vv@from:1", "skip-vattn@from:1", "skip-vattn(self=false)@layers:0,2",
-                  "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "proxyv(r=4)@layers:0..<2",
-                  "fastv(k=1,r=0.5)", "pyramiddrop(layers=1/2,keep=0.5/0.25)+skip-vattn@from:2",
-                  "proxyv-learned(n=3)@from:1", "proxyv-learned(n=2,mlp=6)@layers:0..<2",
-                  "visionzip(dominant=4,contextual=3)+proxyv-learned(n=2)@from:1"] {
+        for v in variants(with: .gradients) {
             let m = try model(v)
             let x = inputs
             m.zeroGradients()
-            let pass = GraphPass(model: m, layout: layout, inputs: x, targets: targets)
+            let pass = GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout))
             pass.forward()
             pass.backward()
-            func loss() -> Double {
-                let p = GraphPass(model: m, layout: layout, inputs: x, targets: targets)
-                return Double(p.forward())
-            }
+            func loss() -> Double { Double(GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout)).forward()) }
             let layer1 = m.decoder.layers[1]
             var checked: [(String, Tensor, Tensor)] = [(v + " inputs", x, pass.inputGradient)]
             for p in [layer1.query, layer1.value, layer1.output, layer1.up] + m.modules.parameters {
@@ -263,22 +278,33 @@ func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, _ message: Stri
     }
 }
 
-/// Decoding with the KV cache gives the next-token logits of recomputing the whole prefix.
+/// Decoding with the KV cache gives the next-token logits of recomputing the whole prefix, for a
+/// prompt alone and for a batch of prompts decoded together.
 final class GraphDecodingTests: XCTestCase {
     func testCachedDecodingEqualsRecomputingThePrefix() throws {
-        let config = LlamaConfig(hidden: 16, layers: 3, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
+        let config = LlamaConfig(hidden: 16, layers: 4, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
         let decoder = LlamaModel(config: config, seed: 5)
         for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
         let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
+        let other = TokenLayout(grid: 4, crops: 1, system: 1, question: 5)
         let newTokens: [Int32] = [4, 9, 1]
-        for v in ["baseline", "skip-vattn-ffn@from:1", "proxyv(r=2)@from:1", "mask-vv@from:0", "skip-vattn@from:2", "fastv(k=1,r=0.5)",
-                  "proxyv-learned(n=3)@from:1", "visionzip(dominant=4,contextual=3)+proxyv-learned(n=2)@from:1"] {
+        func salient(_ layout: TokenLayout) -> [LayoutToken: Float] {
+            var rng = SeededGenerator(seed: 13)
+            return Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
+        }
+        for v in variants(with: .decoding) {
             let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
             let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
-            let inputs = randomInputs(rows: prompt.count, seed: 7)
-            let prefill = GraphPass(model: m, layout: prompt, inputs: inputs)
+            let inputs = randomInputs(rows: prompt.count, seed: 7), otherInputs = randomInputs(rows: other.count, seed: 8)
+            let prefill = GraphPass(model: m, layout: prompt, inputs: inputs, saliency: salient(prompt))
             prefill.forward()
             let cached = GraphDecoder(prefill: prefill)
+            // The same prompt decoded in a batch after another one, which takes other tokens.
+            let batch = GraphPass(model: m, sequences: [SequenceInput(layout: other, inputs: otherInputs, saliency: salient(other)),
+                                                        SequenceInput(layout: prompt, inputs: inputs, saliency: salient(prompt))])
+            batch.forward()
+            let batched = GraphDecoder(prefill: batch)
+            XCTAssertEqual(batched.prefillLogits[1], cached.prefillLogits[0], accuracy: 1e-4, "\(v), prefill in a batch")
             if v.hasPrefix("proxyv") {
                 let baselineGraph = try LayerGraph(spec: .baseline, layers: config.layers, hidden: config.hidden, grid: 4)
                 let base = GraphPass(model: GraphModel(decoder: decoder, graph: baselineGraph, seed: 6), layout: prompt, inputs: inputs)
@@ -289,13 +315,16 @@ final class GraphDecodingTests: XCTestCase {
             var rows = inputs.array
             for (i, token) in newTokens.enumerated() {
                 let logits = cached.step(token: token)
+                let both = batched.step(tokens: [Int32(i + 2), token], sequences: [0, 1])
                 rows += Array(UnsafeBufferPointer(start: decoder.embedding.value.data + Int(token) * config.hidden, count: config.hidden))
                 let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3, answer: i + 1)
-                let full = GraphPass(model: m, layout: layout, inputs: Tensor(shape: [layout.count, config.hidden], values: rows))
+                let full = GraphPass(model: m, layout: layout, inputs: Tensor(shape: [layout.count, config.hidden], values: rows),
+                                     saliency: salient(layout))
                 full.forward()
                 let last = full.finalLayout.tokens.firstIndex { $0.kind == .answer && $0.index == i }!
                 let expected = Array(UnsafeBufferPointer(start: full.logits.data + last * config.vocab, count: config.vocab))
                 XCTAssertEqual(logits, expected, accuracy: 1e-4, "\(v), new token \(i)")
+                XCTAssertEqual(both[1], expected, accuracy: 1e-4, "\(v), new token \(i), decoded in a batch")
             }
         }
     }

@@ -8,7 +8,14 @@ is itself checked against finite differences before anything is written. It
   2. reads the weights back from that file;
   3. runs a batch of three sequences of different lengths (some targets ignored) and writes the
      logits, the loss, every parameter's gradient and the losses of 5 AdamW steps to
-     reference_outputs.safetensors.
+     reference_outputs.safetensors;
+  4. for a multimodal token layout (system text, two crops of 4×4 vision tokens each followed by a
+     newline, question text), draws a 3-layer model with the modules of skip-vattn-ffn and spatial
+     ProxyV (variant_model.safetensors) and writes the logits of the forward under `baseline`,
+     `mask-vv@from:1`, `skip-vattn-ffn@from:1` and `proxyv(r=2)@from:1`, written from the paper's
+     semantics (../../../docs/variants.md), and of two deliberately wrong variants — mask-vv
+     without the diagonal, ProxyV with its proxies' position ids one later — so that the Swift test
+     can show it tells them apart (variant_outputs.safetensors).
 
 Usage (from this folder): python3 make_reference.py      needs numpy and safetensors
 """
@@ -233,5 +240,162 @@ def main():
     print(f"loss {loss:.6f}; AdamW losses {' '.join(f'{x:.6f}' for x in losses)}")
 
 
+# ---- the variants' forward over a multimodal token layout -----------------------------------------
+# Tokens: (kind, crop, index, position). Every token keeps its position id; attention is causal by
+# position id plus the variant's masks.
+
+MM = dict(hidden=32, layers=3, heads=4, kvHeads=2, ffn=48, vocab=37, ropeTheta=10000.0, normEps=1e-5, tiedEmbeddings=False)
+GRID, CROPS, SYSTEM, QUESTION, REDUCE, LIGHT = 4, 2, 2, 3, 2, 8
+
+
+def mm_layout():
+    tokens, pos = [], 0
+    for i in range(SYSTEM):
+        tokens.append(("system", -1, i, pos)); pos += 1
+    for c in range(CROPS):
+        for i in range(GRID * GRID):
+            tokens.append(("vision", c, i, pos)); pos += 1
+        tokens.append(("newline", c, 0, pos)); pos += 1
+    for i in range(QUESTION):
+        tokens.append(("question", -1, i, pos)); pos += 1
+    return tokens
+
+
+def rope(x, positions, heads):
+    """x [n, heads·HD] rotated by each row's own position id (rotate_half)."""
+    inv = THETA ** (-np.arange(0, HD, 2) / HD)
+    ang = np.outer(positions, inv)
+    ang = np.concatenate([ang, ang], axis=-1)[:, None, :]
+    y = x.reshape(len(positions), heads, HD)
+    return (y * np.cos(ang) + rot(y) * np.sin(ang)).reshape(len(positions), -1)
+
+
+def masked_attention(q, k, v, allowed):
+    """q [nq, H·HD], k/v [nk, HKV·HD], allowed [nq, nk] (a row with no key gives 0)."""
+    g = H // HKV
+    qh = q.reshape(len(q), H, HD)
+    kh, vh = np.repeat(k.reshape(len(k), HKV, HD), g, axis=1), np.repeat(v.reshape(len(v), HKV, HD), g, axis=1)
+    s = np.einsum("qhd,khd->hqk", qh, kh) / np.sqrt(HD)
+    s = np.where(allowed[None], s, -np.inf)
+    m = np.max(s, -1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    p = np.where(allowed[None], np.exp(s - m), 0)
+    p = p / np.maximum(p.sum(-1, keepdims=True), 1e-300)
+    return np.einsum("hqk,khd->qhd", p, vh).reshape(len(q), D)
+
+
+def bilinear_down(grid_tokens, g, r):
+    """PyTorch's bilinear interpolation (align_corners=False, no antialias) of a [g·g, d] raster
+    grid to (g/r)×(g/r)."""
+    n = g // r
+    def taps(o):
+        src = max((o + 0.5) * r - 0.5, 0.0)
+        i0 = min(int(np.floor(src)), g - 1); i1 = min(i0 + 1, g - 1); w = src - i0
+        return [(i0, 1 - w), (i1, w)]
+    out = np.zeros((n * n, grid_tokens.shape[1]))
+    for oy in range(n):
+        for ox in range(n):
+            for y, wy in taps(oy):
+                for x, wx in taps(ox):
+                    out[oy * n + ox] += wy * wx * grid_tokens[y * g + x]
+    return out
+
+
+def layer_forward(W, l, x, tokens, variant, wrong=None):
+    """One decoder layer under `variant` (applied from layer 1 on); returns its output rows."""
+    P = lambda s: W[f"model.layers.{l}.{s}"]
+    kinds = [t[0] for t in tokens]
+    pos = np.array([t[3] for t in tokens])
+    on = variant != "baseline" and l >= 1
+    queries = [i for i, k in enumerate(kinds) if not (on and variant in ("skip-vattn-ffn", "proxyv") and k == "vision")]
+    keys = list(range(len(tokens)))
+    h, _ = rmsnorm(x, P("input_layernorm.weight"))
+    q = rope(h[queries] @ P("self_attn.q_proj.weight").T, pos[queries], H)
+    k = rope(h @ P("self_attn.k_proj.weight").T, pos, HKV)
+    v = h @ P("self_attn.v_proj.weight").T
+    allowed = np.zeros((len(queries), len(keys)), bool)
+    for a, i in enumerate(queries):
+        for j in keys:
+            ok = pos[j] <= pos[i]
+            if on and variant == "mask-vv" and kinds[i] == "vision" and kinds[j] == "vision":
+                ok = ok and (i == j and wrong != "no-diagonal")
+            if on and variant == "proxyv":
+                if kinds[i] == "proxy" and kinds[j] == "vision": ok = False
+                if kinds[i] != "proxy" and kinds[j] == "proxy": ok = False
+            allowed[a, j] = ok
+    out = x.copy()
+    out[queries] += masked_attention(q, k, v, allowed) @ P("self_attn.o_proj.weight").T
+    ffn = queries
+    h2, _ = rmsnorm(out[ffn], P("post_attention_layernorm.weight"))
+    out[ffn] += (silu(h2 @ P("mlp.gate_proj.weight").T) * (h2 @ P("mlp.up_proj.weight").T)) @ P("mlp.down_proj.weight").T
+    vision = [i for i, k in enumerate(kinds) if k == "vision"]
+    if on and variant == "skip-vattn-ffn":
+        M = lambda s: W[f"model.light_mlp_layers.{l}.{s}"]
+        n, _ = rmsnorm(out[vision], M("norm.weight"))
+        out[vision] += silu(silu(n @ M("fc1.weight").T) @ M("fc2.weight").T) @ M("fc3.weight").T
+    if on and variant == "proxyv":
+        G = lambda s: W[f"model.vision_mlp_layers.{l}.{s}"]
+        for c in range(CROPS):
+            rows = sorted((i for i in vision if tokens[i][1] == c), key=lambda i: tokens[i][2])
+            proxies = sorted((i for i, t in enumerate(tokens) if t[0] == "proxy" and t[1] == c), key=lambda i: tokens[i][2])
+            context = out[proxies] @ G("context_proj.weight").T
+            n = GRID // REDUCE
+            up = np.array([context[(t // GRID // REDUCE) * n + (t % GRID) // REDUCE] for t in range(GRID * GRID)])   # nearest ×r
+            joined = np.concatenate([out[rows] @ G("input_proj.weight").T, up], axis=1)
+            s = silu(joined @ G("proj.0.weight").T) @ G("proj.2.weight").T + out[rows]
+            out[rows], _ = rmsnorm(s, G("layernorm_post.weight"))
+    return out
+
+
+def variant_logits(W, x, variant, wrong=None):
+    tokens = mm_layout()
+    for l in range(MM["layers"]):
+        if variant == "proxyv" and l == 1:
+            # Proxies: each crop's grid resized by 1/r, position ids the first of the image span.
+            start = SYSTEM + (1 if wrong == "proxy-positions" else 0)
+            made = []
+            for c in range(CROPS):
+                rows = sorted((i for i, t in enumerate(tokens) if t[0] == "vision" and t[1] == c), key=lambda i: tokens[i][2])
+                made.append(bilinear_down(x[rows], GRID, REDUCE))
+            per = (GRID // REDUCE) ** 2
+            tokens = tokens + [("proxy", c, i, start + c * per + i) for c in range(CROPS) for i in range(per)]
+            x = np.concatenate([x] + made)
+        x = layer_forward(W, l, x, tokens, variant, wrong)
+    keep = [i for i, t in enumerate(tokens) if t[0] != "proxy"]    # proxies leave after the last layer
+    hf, _ = rmsnorm(x[keep], W["model.norm.weight"])
+    return hf @ W["lm_head.weight"].T
+
+
+def variants_main():
+    global D, L, H, HKV, F, V, HD
+    D, L, H, HKV, F, V = (MM[k] for k in ("hidden", "layers", "heads", "kvHeads", "ffn", "vocab"))
+    HD = D // H
+    rng = np.random.default_rng(2026)
+    weights = {}
+    for n in names():
+        shp = shape_of(n)
+        weights[n] = (1 + 0.1 * rng.standard_normal(shp) if len(shp) == 1 else 0.3 * rng.standard_normal(shp)).astype(np.float32)
+    w = D // 4
+    for l in (1, 2):
+        for name, shp in ((f"model.light_mlp_layers.{l}.norm.weight", (D,)), (f"model.light_mlp_layers.{l}.fc1.weight", (LIGHT, D)),
+                          (f"model.light_mlp_layers.{l}.fc2.weight", (LIGHT, LIGHT)), (f"model.light_mlp_layers.{l}.fc3.weight", (D, LIGHT)),
+                          (f"model.vision_mlp_layers.{l}.input_proj.weight", (w, D)), (f"model.vision_mlp_layers.{l}.context_proj.weight", (w, D)),
+                          (f"model.vision_mlp_layers.{l}.proj.0.weight", (w, 2 * w)), (f"model.vision_mlp_layers.{l}.proj.2.weight", (D, w)),
+                          (f"model.vision_mlp_layers.{l}.layernorm_post.weight", (D,))):
+            weights[name] = (1 + 0.1 * rng.standard_normal(shp) if len(shp) == 1 else 0.3 * rng.standard_normal(shp)).astype(np.float32)
+    n_tokens = len(mm_layout())
+    weights["inputs"] = rng.standard_normal((n_tokens, D)).astype(np.float32)
+    save_file(weights, "variant_model.safetensors", metadata={"format": "pt", "squeeze.config": json.dumps(MM), "light_width": str(LIGHT)})
+    W = {k: v.astype(np.float64) for k, v in load_file("variant_model.safetensors").items()}
+    out = {}
+    for name, variant, wrong in (("baseline", "baseline", None), ("mask-vv", "mask-vv", None), ("skip-vattn-ffn", "skip-vattn-ffn", None),
+                                 ("proxyv", "proxyv", None), ("wrong.mask-vv-without-diagonal", "mask-vv", "no-diagonal"),
+                                 ("wrong.proxyv-positions-shifted", "proxyv", "proxy-positions")):
+        out["logits." + name] = variant_logits(W, W["inputs"], variant, wrong).astype(np.float32)
+    save_file(out, "variant_outputs.safetensors")
+    print("variants: " + ", ".join(f"{k} {float(np.abs(v).mean()):.4f}" for k, v in out.items()))
+
+
 if __name__ == "__main__":
     main()
+    variants_main()
