@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"]),
         .target(name: "LayerGraph", dependencies: ["Kernels"]),
         .target(name: "Decoder", dependencies: ["Kernels", "LayerGraph"]),
-        .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph", "Decoder"],
+        .target(name: "Accounting", dependencies: ["Kernels", "LayerGraph"],
                 resources: [.copy("Resources/paper")]),
         .target(name: "Benchmarks", dependencies: ["Kernels", "LayerGraph"]),
         .target(name: "Training", dependencies: ["Kernels", "LayerGraph", "Decoder", "Benchmarks"]),

@@ -1,4 +1,3 @@
-import Decoder
 import LayerGraph
 
 /// How attention pairs and the parts outside the decoder layers are counted.

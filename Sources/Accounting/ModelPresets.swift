@@ -1,18 +1,20 @@
-import Decoder
 import Foundation
 import Kernels
+import LayerGraph
 
 /// Model shapes by name: the small presets Squeeze trains, and the six LLMs of the paper
-/// (from their public configs; `Resources/paper/model_presets.csv`).
+/// (from their public configs, read from `Resources/paper/model_presets.csv`).
 public enum ModelPresets {
-    public static let paper: [String: LlamaConfig] = [
-        "vicuna-7b": LlamaConfig(hidden: 4096, layers: 32, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000),
-        "vicuna-13b": LlamaConfig(hidden: 5120, layers: 40, heads: 40, kvHeads: 40, ffn: 13824, vocab: 32000),
-        "llama3-8b": LlamaConfig(hidden: 4096, layers: 32, heads: 32, kvHeads: 8, ffn: 14336, vocab: 128256, ropeTheta: 500000),
-        "qwen2-7b": LlamaConfig(hidden: 3584, layers: 28, heads: 28, kvHeads: 4, ffn: 18944, vocab: 152064, ropeTheta: 1000000, normEps: 1e-6),
-        "phi3-3b": LlamaConfig(hidden: 3072, layers: 32, heads: 32, kvHeads: 32, ffn: 8192, vocab: 32064),
-        "internlm2.5-7b": LlamaConfig(hidden: 4096, layers: 32, heads: 32, kvHeads: 8, ffn: 14336, vocab: 92544, ropeTheta: 50000000),
-    ]
+    public static let paper: [String: LlamaConfig] = Dictionary(uniqueKeysWithValues: PaperTables.rows("model_presets").map { row in
+        func number(_ key: String) -> Double {
+            guard let value = row[key].flatMap(Double.init) else { preconditionFailure("model_presets.csv: \(row["model"] ?? "?") lacks \(key)") }
+            return value
+        }
+        let config = LlamaConfig(hidden: Int(number("hidden")), layers: Int(number("layers")), heads: Int(number("heads")),
+                                 kvHeads: Int(number("kv_heads")), ffn: Int(number("ffn")), vocab: Int(number("vocab")),
+                                 ropeTheta: Float(number("rope_theta")), normEps: Float(number("norm_eps")))
+        return (row["model"]!, config)
+    })
 
     public static var all: [String: LlamaConfig] { LlamaConfig.presets.merging(paper) { a, _ in a } }
 

@@ -1,4 +1,5 @@
 import Kernels
+import LayerGraph
 
 extension LlamaConfig {
     /// FLOPs (2 × multiply-accumulates) of the matrix products of one forward over packed

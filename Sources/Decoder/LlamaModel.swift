@@ -1,4 +1,5 @@
 import Kernels
+import LayerGraph
 
 /// The weights of one pre-norm decoder layer: attention and SwiGLU FFN.
 public final class LlamaLayer {

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LayerGraph
 
 /// A checkpoint file that cannot be used, with the file and the problem named.
 public struct CheckpointError: InputError {

@@ -29,11 +29,10 @@ public struct RunExecutor {
 
         let evalStart = Date()
         var benchmarks: [BenchmarkRecord] = [], answer: [Double] = []
-        for name in spec.benchmarks {
-            let evaluation = Evaluation(model: model, task: BenchmarkTask.named(name)!, split: spec.split, count: spec.samples)
+        for evaluation in Evaluation.run(model: model, tasks: spec.benchmarks.map { BenchmarkTask.named($0)! }, split: spec.split,
+                                         count: spec.samples, done: { log(String(format: "%@ %@ %.3f", run.id, $0.task, $0.headline)) }) {
             benchmarks.append(BenchmarkRecord(evaluation))
             answer += evaluation.answerSeconds
-            log(String(format: "%@ %@ %.3f", run.id, name, evaluation.headline))
         }
         timing["eval_seconds"] = Date().timeIntervalSince(evalStart)
         let prefill = benchmarks.flatMap(\.prefillSeconds)

@@ -300,6 +300,17 @@ public struct Evaluation: Sendable {
         blind = training.blindScore(samples)
     }
 
+    /// Each task in turn on `model`, the same samples for every model; `done` sees each
+    /// evaluation as it ends.
+    public static func run(model: MultimodalModel, tasks: [BenchmarkTask], split: Split, count: Int,
+                           done: (Evaluation) -> Void = { _ in }) -> [Evaluation] {
+        tasks.map { task in
+            let evaluation = Evaluation(model: model, task: task, split: split, count: count)
+            done(evaluation)
+            return evaluation
+        }
+    }
+
     /// The mean headline score over the fine-grained tasks among `evaluations`.
     public static func scoreFine(_ evaluations: [Evaluation]) -> Double {
         let fine = evaluations.filter(\.fineGrained)

@@ -63,6 +63,19 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     }
 }
 
+extension MultimodalModel {
+    /// The model a run configuration describes, with fresh seeded weights: the encoder stand-in,
+    /// projector and newline, and the preset's decoder under the run's variant.
+    public convenience init(run config: MultimodalRunConfig) throws {
+        guard var decoder = LlamaConfig.presets[config.preset] else { preconditionFailure("unknown preset '\(config.preset)'") }
+        decoder.vocab = Tokenizer().vocabularySize
+        let graph = try LayerGraph(spec: VariantSpec(config.variant), layers: decoder.layers, hidden: decoder.hidden, grid: config.grid)
+        self.init(encoder: VisionEncoder(geometry: config.geometry, features: config.features, seed: config.seed),
+                  language: GraphModel(decoder: LlamaModel(config: decoder, seed: config.seed &+ 1), graph: graph, seed: config.seed &+ 2),
+                  seed: config.seed &+ 3)
+    }
+}
+
 /// A multimodal training run in a directory: `checkpoint.safetensors` (weights, optimiser state,
 /// step and configuration, written atomically every N steps), `train_log.csv`, and at the end
 /// `model.safetensors`. Started again on the same directory, it resumes from the checkpoint.
@@ -74,14 +87,8 @@ public final class MultimodalRun {
     public init(config: MultimodalRunConfig, directory: String) throws {
         self.config = config
         self.directory = directory
-        guard var decoder = LlamaConfig.presets[config.preset] else {
-            throw RunError(file: directory, problem: "unknown preset '\(config.preset)'")
-        }
-        decoder.vocab = Tokenizer().vocabularySize
-        let graph = try LayerGraph(spec: VariantSpec(config.variant), layers: decoder.layers, hidden: decoder.hidden, grid: config.grid)
-        model = MultimodalModel(encoder: VisionEncoder(geometry: config.geometry, features: config.features, seed: config.seed),
-                                language: GraphModel(decoder: LlamaModel(config: decoder, seed: config.seed &+ 1), graph: graph, seed: config.seed &+ 2),
-                                seed: config.seed &+ 3)
+        guard LlamaConfig.presets[config.preset] != nil else { throw RunError(file: directory, problem: "unknown preset '\(config.preset)'") }
+        model = try MultimodalModel(run: config)
     }
 
     var checkpointPath: String { (directory as NSString).appendingPathComponent("checkpoint.safetensors") }

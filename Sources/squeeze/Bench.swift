@@ -196,8 +196,8 @@ extension Bench {
     struct TrainStep: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "train", abstract: "Training-step throughput (forward, backward, AdamW) in tokens/s and GFLOP/s.")
-        @Option(help: "Model shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
-        var preset = "small"
+        @Option(help: "Decoder shape: \(LlamaConfig.presets.keys.sorted().joined(separator: ", ")).")
+        var model = "small"
         @Option(help: "Sequences per batch.")
         var batchSize = 8
         @Option(help: "Tokens per sequence.")
@@ -206,13 +206,12 @@ extension Bench {
 
         func run() throws {
             options.compute.apply()
-            let config = try presetConfig(preset)
-            let model = LlamaModel(config: config, seed: 5)
-            let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 3e-4, warmupSteps: 10))
+            let config = try decoderShape(model)
+            let trainer = Trainer(model: LlamaModel(config: config, seed: 5), recipe: TrainingRecipe(steps: 1000, learningRate: 3e-4, warmupSteps: 10))
             var rng = SeededGenerator(seed: 6)
             let batch = randomTokenBatch(count: batchSize, length: sequenceLength, vocab: config.vocab, rng: &rng)
             let analytic = config.trainingStepFLOPs(sequenceLengths: batch.inputs.map(\.count))
-            var results = pairedResults(name: "\(preset) training step, \(batchSize)x\(sequenceLength) tokens", reps: options.reps,
+            var results = pairedResults(name: "\(model) training step, \(batchSize)x\(sequenceLength) tokens", reps: options.reps,
                                         perSecond: ["tokens_per_second": Double(batch.tokenCount)]) { trainer.train(on: batch) }
             results[1].extra["counted_over_analytic_flops"] = Double(results[0].flops) / Double(analytic)
             printResults(results, format: options.format, threads: BLAS.threads)
@@ -240,15 +239,11 @@ extension Bench {
 
         func run() throws {
             options.compute.apply()
-            var config = try presetConfig(preset)
-            config.vocab = Tokenizer().vocabularySize
             // The first batch of stage 2 of the scale's recipe.
-            guard var run = MultimodalRunConfig.preset(preset) else { throw ValidationError("unknown scale preset '\(preset)'") }
+            guard var run = MultimodalRunConfig.preset(preset, variant: variant) else { throw ValidationError("unknown scale preset '\(preset)'") }
             (run.grid, run.crops, run.turns, run.batchSize) = (grid ?? run.grid, crops ?? run.crops, turns ?? run.turns, batchSize ?? run.batchSize)
             let geometry = run.geometry
-            let graph = try reportingBadInput { try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: geometry.grid) }
-            let model = MultimodalModel(encoder: VisionEncoder(geometry: geometry, features: 64, seed: 1),
-                                        language: GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3), seed: 4)
+            let model = try reportingBadInput { try MultimodalModel(run: run) }
             let trainer = MultimodalTrainer(model: model, recipe: TrainingRecipe(steps: 1000, learningRate: 1e-3, warmupSteps: 10))
             let samples = run.batch(step: run.languageSteps + run.stage1Steps)
             let tokens = samples.map { Prompt(sample: $0, tokenizer: model.tokenizer, withAnswer: true).layout(geometry).count }.reduce(0, +)

@@ -32,15 +32,16 @@ struct Eval: ParsableCommand {
         let reference = try baseline.map { b in try reportingBadInput { try MultimodalRun.load(directory: b) } }
         let tasks = try benchmarks.split(separator: ",").flatMap { $0 == "all" ? BenchmarkTask.all : [try benchmarkTask(String($0))] }
         let progress = Progress(total: tasks.count * (reference == nil ? 1 : 2), label: "eval")
-        func evaluate(_ m: MultimodalModel, offset: Int) -> [Evaluation] {
-            tasks.enumerated().map { i, task in
-                defer { progress.update(done: offset + i + 1, status: task.name) }
-                return Evaluation(model: m, task: task, split: split, count: samples)
+        var done = 0
+        func evaluate(_ m: MultimodalModel) -> [Evaluation] {
+            Evaluation.run(model: m, tasks: tasks, split: split, count: samples) { e in
+                done += 1
+                progress.update(done: done, status: e.task)
             }
         }
-        let evaluations = evaluate(model, offset: 0)
+        let evaluations = evaluate(model)
         let scoreFine = Evaluation.scoreFine(evaluations), scoreFineError = Evaluation.scoreFineStandardError(evaluations)
-        let baselineFine = reference.map { Evaluation.scoreFine(evaluate($0.model, offset: tasks.count)) }
+        let baselineFine = reference.map { Evaluation.scoreFine(evaluate($0.model)) }
         let relative = baselineFine.flatMap { $0 > 0 ? scoreFine / $0 : nil }
         switch format {
         case .json:

@@ -14,7 +14,7 @@ struct Graph: ParsableCommand {
     var grid = 24
 
     func run() throws {
-        let config = try presetConfig(model)
+        let config = try decoderShape(model)
         let graph = try reportingBadInput {
             try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid)
         }

@@ -96,4 +96,11 @@ final class AccountingTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("num_attention_heads"), "\(error)")
         }
     }
+
+    /// The paper's six LLMs come from `model_presets.csv`: Qwen2-7B's public config, as written in it.
+    func testPaperModelsAreReadFromTheirCSV() throws {
+        XCTAssertEqual(Set(ModelPresets.paper.keys), ["vicuna-7b", "vicuna-13b", "llama3-8b", "qwen2-7b", "phi3-3b", "internlm2.5-7b"])
+        XCTAssertEqual(ModelPresets.paper["qwen2-7b"], LlamaConfig(hidden: 3584, layers: 28, heads: 28, kvHeads: 4, ffn: 18944, vocab: 152064,
+                                                                  ropeTheta: 1_000_000, normEps: 1e-6))
+    }
 }

@@ -36,7 +36,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithADescription() throws {
         let help = try squeeze("--help").out
-        for command in ["sweep", "report", "import", "train", "eval", "inspect", "graph", "flops", "time", "data", "bench"] {
+        for command in ["sweep", "report", "import", "train", "train-toy", "eval", "inspect", "graph", "flops", "time", "data", "bench"] {
             let line = help.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(command + " ") }
             XCTAssertNotNil(line, "\(command) is listed")
             XCTAssertGreaterThan(line.map { $0.split(separator: " ").count } ?? 0, 3, "\(command) has a description")
@@ -48,7 +48,7 @@ final class CLITests: XCTestCase {
     /// The loss visibly falls and the checkpoint loads back.
     func testTrainOnCopyTaskLowersTheLossAndWritesACheckpoint() throws {
         let out = folder.appendingPathComponent("run").path
-        let r = try squeeze("train", "--task", "copy", "--preset", "tiny", "--steps", "150", "--lengths", "2...4", "--out", out, "--threads", "1")
+        let r = try squeeze("train-toy", "--task", "copy", "--model", "tiny", "--steps", "150", "--lengths", "2...4", "--out", out, "--threads", "1")
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.err.contains("train 150/150"), "plain progress lines when not on a terminal: \(r.err)")
         let log = try String(contentsOfFile: out + "/train_log.csv", encoding: .utf8).split(separator: "\n").dropFirst()
@@ -64,7 +64,7 @@ final class CLITests: XCTestCase {
     func testDamagedCheckpointExitsWithStatusTwoAndNamesTheFile() throws {
         let path = folder.appendingPathComponent("broken.safetensors").path
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B])))
-        for args in [["inspect", path], ["train", "--task", "copy", "--init-from", path, "--steps", "1", "--out", folder.path]] {
+        for args in [["inspect", path], ["train-toy", "--task", "copy", "--init-from", path, "--steps", "1", "--out", folder.path]] {
             let r = try squeeze(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.err)")
             XCTAssertTrue(r.err.contains(path) && r.err.contains("past the end"), r.err)
@@ -117,11 +117,12 @@ final class CLITests: XCTestCase {
     }
 
     /// A multimodal run killed with SIGKILL and started again resumes from its last checkpoint and
-    /// ends with the same weights, byte for byte, as a run that was never interrupted (the first
-    /// checkpoint ends language pretraining, so the resumed run changes stage).
+    /// ends with the same weights, byte for byte, as a run that was never interrupted. Checkpoints
+    /// fall every 5 steps and the stages are 5 steps long, so the kill, which follows the first
+    /// checkpoint, leaves a checkpoint at a stage's end: the resumed run starts a new stage (checked).
     func testKilledRunResumesToIdenticalWeights() throws {
         let args = ["train", "--preset", "tiny", "--variant", "proxyv-learned(n=2)@from:2", "--grid", "4", "--crops", "2",
-                    "--batch-size", "2", "--language-steps", "2", "--stage1-steps", "3", "--steps", "9", "--checkpoint-every", "2", "--threads", "1"]
+                    "--batch-size", "2", "--language-steps", "5", "--stage1-steps", "5", "--steps", "10", "--checkpoint-every", "5", "--threads", "1"]
         let whole = folder.appendingPathComponent("whole").path, killed = folder.appendingPathComponent("killed").path
         XCTAssertEqual(try squeeze(args + ["--out", whole]).status, 0)
 
@@ -132,10 +133,12 @@ final class CLITests: XCTestCase {
         try process.run()
         let checkpoint = killed + "/checkpoint.safetensors"
         let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { usleep(5_000) }
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { usleep(500) }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/model.safetensors"), "killed before the end")
+        let resumedAt = try SafetensorsReader(checkpoint).metadata["squeeze.step"]
+        XCTAssertTrue(["5", "10"].contains(resumedAt), "the checkpoint left ends a stage (step \(resumedAt ?? "none"))")
         XCTAssertEqual(try squeeze(args + ["--out", killed]).status, 0)
         let a = try Data(contentsOf: URL(fileURLWithPath: whole + "/model.safetensors"))
         let b = try Data(contentsOf: URL(fileURLWithPath: killed + "/model.safetensors"))
@@ -143,8 +146,9 @@ final class CLITests: XCTestCase {
         let logA = try String(contentsOfFile: whole + "/train_log.csv", encoding: .utf8)
         XCTAssertEqual(try String(contentsOfFile: killed + "/train_log.csv", encoding: .utf8), logA)
         let rows = logA.split(separator: "\n")
-        XCTAssertEqual(rows.count, 15, "header and 14 steps")
-        XCTAssertEqual(rows.dropFirst().map { $0.split(separator: ",")[1] }, ["0", "0", "1", "1", "1"] + Array(repeating: "2", count: 9))
+        XCTAssertEqual(rows.count, 21, "header and 20 steps")
+        let stages: [Substring] = Array(repeating: "0", count: 5) + Array(repeating: "1", count: 5) + Array(repeating: "2", count: 10)
+        XCTAssertEqual(rows.dropFirst().map { $0.split(separator: ",")[1] }, stages)
 
         // The run evaluates: per-benchmark scores and Score_fine.
         let eval = try squeeze("eval", whole, "--benchmarks", "ocr,pope", "--samples", "2", "--format", "json", "--threads", "1")
@@ -209,6 +213,7 @@ final class CLITests: XCTestCase {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         usleep(1_500_000)   // the orphaned worker notices within half a second and exits
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(store)/\(ids[1]).h5"), "the second run was interrupted, so the rerun resumes it")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(store)/\(ids[3]).h5"), "killed before the end")
         let firstStarted = try HDF5File(path: first, mode: .readOnly).attribute("started")
 
@@ -241,7 +246,7 @@ final class CLITests: XCTestCase {
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
     func testBenchTrainReportsThroughputAsJSON() throws {
-        let r = try squeeze("bench", "train", "--preset", "tiny", "--batch-size", "2", "--sequence-length", "16",
+        let r = try squeeze("bench", "train", "--model", "tiny", "--batch-size", "2", "--sequence-length", "16",
                             "--reps", "1", "--format", "json")
         XCTAssertEqual(r.status, 0, r.err)
         let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
@@ -262,6 +267,7 @@ struct SafetensorsReader {
         header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + n)) as! [String: Any]
         start = 8 + n
     }
+    var metadata: [String: String] { header["__metadata__"] as? [String: String] ?? [:] }
     func bytes(_ name: String) -> Data? {
         guard let entry = header[name] as? [String: Any], let offsets = entry["data_offsets"] as? [Int] else { return nil }
         return data.subdata(in: start + offsets[0]..<start + offsets[1])

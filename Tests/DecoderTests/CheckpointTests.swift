@@ -1,6 +1,7 @@
 import Decoder
 import Foundation
 import Kernels
+import LayerGraph
 import TestSupport
 import XCTest
 

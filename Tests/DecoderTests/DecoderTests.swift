@@ -1,5 +1,6 @@
 import Decoder
 import Kernels
+import LayerGraph
 import XCTest
 
 final class DecoderTests: XCTestCase {

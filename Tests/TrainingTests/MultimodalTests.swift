@@ -174,12 +174,7 @@ final class MultimodalTests: XCTestCase {
     func testTinyLearnsTheEasyTaskAboveChance() throws {
         var run = MultimodalRunConfig.preset("tiny", seed: 5)!
         (run.crops, run.stage2Steps) = (1, 200)
-        var decoder = LlamaConfig.presets[run.preset]!
-        decoder.vocab = Tokenizer().vocabularySize
-        let graph = try LayerGraph(spec: .baseline, layers: decoder.layers, hidden: decoder.hidden, grid: run.grid)
-        let m = MultimodalModel(encoder: VisionEncoder(geometry: run.geometry, features: run.features, seed: run.seed),
-                                language: GraphModel(decoder: LlamaModel(config: decoder, seed: run.seed + 1), graph: graph, seed: run.seed + 2),
-                                seed: run.seed + 3)
+        let m = try MultimodalModel(run: run)
         let task = BenchmarkTask.named("colour")!
         let trainer = MultimodalTrainer(model: m, recipe: TrainingRecipe(steps: run.stage2Steps, learningRate: run.stage2LearningRate, warmupSteps: 10))
         let losses = (0..<run.stage2Steps).map { step in
