@@ -73,13 +73,20 @@ extension BenchmarkTask {
     public func standardError(predictions: [String], samples: [Sample], resamples: Int = 200) -> Double {
         precondition(predictions.count == samples.count && !samples.isEmpty && resamples > 1)
         var rng = SeededGenerator(seed: stableHash(name))
-        let headlines = (0..<resamples).map { _ -> Double in
-            let picks = samples.indices.map { _ in rng.nextInt(below: samples.count) }
-            return headline(score(predictions: picks.map { predictions[$0] }, samples: picks.map { samples[$0] }))
+        let draws = (0..<resamples).map { _ in samples.indices.map { _ in rng.nextInt(below: samples.count) } }
+        // Where the headline is the mean of the per-sample scores, a redraw's headline is the mean
+        // of the redrawn samples' scores, each computed once; corpus scores are recomputed.
+        let each = headlineIsMean ? perSample(predictions: predictions, samples: samples).values : []
+        let headlines = Parallel.map(resamples) { r in
+            headlineIsMean ? draws[r].reduce(0) { $0 + each[$1] } / Double(samples.count)
+                : headline(score(predictions: draws[r].map { predictions[$0] }, samples: draws[r].map { samples[$0] }))
         }
         let mean = headlines.reduce(0, +) / Double(resamples)
         return (headlines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(resamples - 1)).squareRoot()
     }
+
+    /// Whether the headline is the mean of the per-sample scores (all but POPE's F1 and BLEU-4).
+    var headlineIsMean: Bool { metric != .pope && metric != .documentParsing }
 
     /// The score reported for the task (for Score_fine and tables): its main metric.
     public func headline(_ scores: [String: Double]) -> Double {
@@ -133,7 +140,7 @@ public struct TrainingAnswers: Sendable {
     public let tokenLimit: Int
 
     public init(_ task: BenchmarkTask, side: Int, count: Int = 400) {
-        let train = (0..<count).map { task.sample($0, split: .train, side: side) }
+        let train = Parallel.map(count) { task.sample($0, split: .train, side: side) }
         // Every reference counts (text-vqa's annotators; multiple choice: the letter as well as the text).
         func mostFrequent(_ s: [Sample]) -> String { answerFrequencies(s.flatMap(\.references))[0].answer }
         self.task = task

@@ -19,4 +19,13 @@ public enum Parallel {
             for i in Swift.stride(from: worker, to: count, by: n) { body(i, worker) }
         }
     }
+
+    /// [body(0), body(1), …] computed as `forEach` deals the indices.
+    public static func map<T>(_ count: Int, _ body: (_ index: Int) -> T) -> [T] {
+        var results = [T?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { slots in   // each index fills its own slot
+            forEach(count) { i, _ in slots[i] = body(i) }
+        }
+        return results.map { $0! }
+    }
 }

@@ -264,7 +264,7 @@ public struct Evaluation: Sendable {
     /// each chunk's prompts are prefilled in one packed pass and answered by batched decoding,
     /// and every sample is given its chunk's mean time per sample.
     public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int? = nil) {
-        let samples = (0..<count).map { task.sample($0, split: split, side: model.geometry.imageSide) }
+        let samples = Parallel.map(count) { task.sample($0, split: split, side: model.geometry.imageSide) }
         let training = TrainingAnswers(task, side: model.geometry.imageSide), maxTokens = maxTokens ?? training.tokenLimit
         let chunks = stride(from: 0, to: count, by: Self.chunk).map { $0..<min($0 + Self.chunk, count) }
         var predictions = [String](repeating: "", count: count), prefill = [Double](repeating: 0, count: count)
