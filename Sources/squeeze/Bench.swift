@@ -44,15 +44,15 @@ func seconds(_ body: () -> Void) -> Double {
 
 /// A piece of work and its yardstick timed in turn, A B A B …, after a warm-up of each: the
 /// machine's drift (±30 % within minutes) is shared by the two runs of a pair, so the median of
-/// the pairs' ratios is what to quote.
+/// the pairs' ratios is what to quote. The yardstick reports its own seconds.
 struct PairedTiming {
     let work: Timing, yardstick: Timing
     /// The median over pairs of yardstick seconds / work seconds.
     let ratio: Double
 
-    init(reps: Int, work: () -> Void, yardstick: () -> Void) {
-        work(); yardstick()
-        let pairs = (0..<Swift.max(1, reps)).map { _ in (seconds(work), seconds(yardstick)) }
+    init(reps: Int, work: () -> Void, yardstick: () -> Double) {
+        work(); _ = yardstick()
+        let pairs = (0..<Swift.max(1, reps)).map { _ in (seconds(work), yardstick()) }
         self.work = Timing(times: pairs.map(\.0))
         self.yardstick = Timing(times: pairs.map(\.1))
         ratio = Timing(times: pairs.map { $0.1 / $0.0 }).median
@@ -60,36 +60,39 @@ struct PairedTiming {
 }
 
 /// The sgemm yardstick at a piece of work's own shapes: the products it issues (recorded by
-/// `BLAS.recordProducts`), replayed alone on random data, each on the BLAS threads it ran on —
-/// those issued single-threaded (inside parallel shards or heads) dealt over the cores as the
-/// work deals them.
+/// `BLAS.recordProducts`), replayed alone on random data. Products the work ran on several BLAS
+/// threads are replayed so; those it ran single-threaded inside its parallel shards are replayed
+/// one after another on one core and their time divided by the cores, as if they scaled
+/// perfectly. (Replayed on all cores at once, thousands of small back-to-back products contend
+/// in OpenBLAS's buffer allocator and run slower than inside the work itself.)
 final class ProductReplay {
     let products: [BLAS.Product]
-    private let a, b: Tensor, c: [Tensor]
+    private let a, b, c: Tensor
 
     init(_ products: [BLAS.Product]) {
         self.products = products
         var rng = SeededGenerator(seed: 9)
-        let aSize = products.map { ($0.transA ? $0.k : $0.m) * $0.lda }.max() ?? 0
-        let bSize = products.map { ($0.transB ? $0.n : $0.k) * $0.ldb }.max() ?? 0
-        let cSize = products.map { $0.m * $0.ldc }.max() ?? 0
-        a = Tensor(shape: [aSize], std: 1, rng: &rng)
-        b = Tensor(shape: [bSize], std: 1, rng: &rng)
-        c = (0..<Parallel.workers).map { _ in Tensor(shape: [cSize]) }
+        a = Tensor(shape: [products.map { ($0.transA ? $0.k : $0.m) * $0.lda }.max() ?? 0], std: 1, rng: &rng)
+        b = Tensor(shape: [products.map { ($0.transB ? $0.n : $0.k) * $0.ldb }.max() ?? 0], std: 1, rng: &rng)
+        c = Tensor(shape: [products.map { $0.m * $0.ldc }.max() ?? 0])
     }
 
     var flops: Int { products.reduce(0) { $0 + 2 * $1.m * $1.n * $1.k } }
 
-    func run() {
-        func replay(_ p: BLAS.Product, into c: Tensor) {
-            BLAS.gemm(transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: a.data, lda: p.lda, b: b.data, ldb: p.ldb,
-                      c: c.data, ldc: p.ldc)
+    /// Replays every product; returns the yardstick's seconds.
+    func run() -> Double {
+        func replay(_ products: [BLAS.Product]) {
+            for p in products {
+                BLAS.gemm(transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: a.data, lda: p.lda, b: b.data, ldb: p.ldb,
+                          c: c.data, ldc: p.ldc)
+            }
         }
+        let cores = BLAS.threads
         let single = products.filter { $0.threads == 1 }, threaded = products.filter { $0.threads > 1 }
-        Parallel.forEach(Parallel.workers) { w, _ in
-            for i in Swift.stride(from: w, to: single.count, by: Parallel.workers) { replay(single[i], into: c[w]) }
-        }
-        for p in threaded { replay(p, into: c[0]) }
+        BLAS.threads = 1
+        let serial = seconds { replay(single) }
+        BLAS.threads = cores
+        return serial / Double(cores) + seconds { replay(threaded) }
     }
 }
 
