@@ -167,6 +167,26 @@ public func answerFrequencies(_ answers: [String]) -> [(answer: String, count: I
     return counts.map { (answer: $0.key, count: $0.value) }.sorted { a, b in a.count != b.count ? a.count > b.count : a.answer < b.answer }
 }
 
+extension BenchmarkTask {
+    /// A hash of what the task generators draw — the first samples of every task and probe in
+    /// each split: images (pixel by pixel), questions, references, follow-ups, labels and boxes.
+    /// The same on every machine; run ids include it, so that a run made with other tasks is not
+    /// taken as complete.
+    public static let generatorFingerprint: UInt64 = {
+        let text = (all + probes).flatMap { task in
+            Split.allCases.flatMap { split in
+                (0..<2).map { i -> String in
+                    let s = task.sample(i, split: split, side: 32)
+                    return [task.name, s.image.fingerprint, s.question, s.references.joined(separator: "|"),
+                            s.followUps.map { $0.question + "=" + $0.answer }.joined(separator: "|"),
+                            s.label.map { "\($0)" } ?? "", s.box.map { "\($0)" } ?? ""].joined(separator: "\n")
+                }
+            }
+        }.joined(separator: "\n\n")
+        return fnv1a(text.utf8)
+    }()
+}
+
 /// FNV-1a: a hash that is the same on every run and machine (Swift's Hasher is seeded per process).
 func stableHash(_ s: String) -> UInt64 { fnv1a(s.utf8) }
 

@@ -75,6 +75,15 @@ public struct VisionEncoder: Sendable {
     /// its centre) is recognised by its kind and its colour apart, the sum of the two parts'
     /// embeddings, as a pretrained encoder's features are compositional (a linear probe reads
     /// an object's colour and its shape separately).
+    /// A hash of what the encoder adds to the pixels: its weights and the embeddings of regions
+    /// and marks (seeded, so the same on every machine). Run ids include it, so that a run made
+    /// with another encoder stand-in is not taken as complete.
+    public var fingerprint: UInt64 {
+        let labels: [UInt32] = [1, 2, 0x2000_1003, 0x4000_2005, 0x1000_0041]
+        let values = projection + bias + context + positions + labels.flatMap(embedding(of:))
+        return fnv1a(values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+    }
+
     func embedding(of label: UInt32) -> [Float] {
         func part(_ label: UInt32) -> [Float] {
             var rng = SeededGenerator(seed: seed ^ (UInt64(label) &* 0x9E37_79B9_7F4A_7C15))

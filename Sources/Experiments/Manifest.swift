@@ -174,10 +174,14 @@ struct Draft {
         "training.steps": Field { v, d in d.spec.steps = try v.integer(atLeast: 1) },
         "training.batch_size": Field { v, d in d.spec.batchSize = try v.integer(atLeast: 1) },
         "training.turns": Field { v, d in d.spec.turns = try v.integer(atLeast: 1) },
+        "training.language_learning_rate": Field { v, d in d.spec.languageLearningRate = try v.positive() },
         "training.stage1_learning_rate": Field { v, d in d.spec.stage1LearningRate = try v.positive() },
+        "training.loss_weights": Field { v, d in d.spec.lossWeights = try v.lossWeights() },
         "training.learning_rate": Field { v, d in d.spec.learningRate = try v.positive() },
         "training.checkpoint_every": Field { v, d in d.checkpointEvery = try v.integer(atLeast: 1) },
         "vision.grid": Field { v, d in d.spec.grid = try v.integer(atLeast: 1) },
+        "vision.patch": Field { v, d in d.spec.patch = try v.integer(atLeast: 1) },
+        "vision.features": Field { v, d in d.spec.features = try v.integer(atLeast: 1) },
         "vision.crops": Field { v, d in
             d.spec.crops = try v.integer(atLeast: 1)
             if d.spec.crops > 5 { throw v.error("expected 1 (base view) to 5 crops, got \(d.spec.crops)") }
@@ -366,6 +370,21 @@ extension Located {
             throw error("expected one of \(options.joined(separator: ", ")), got '\(node.string ?? "a \(node.kind)")'")
         }
         return value
+    }
+
+    /// A mapping of task name → positive weight (tasks not named weigh 1).
+    func lossWeights() throws -> [String: Double] {
+        guard case let .mapping(m) = node else { throw error("expected a mapping of task → weight, e.g. {grounding: 4}") }
+        let known = (BenchmarkTask.all + BenchmarkTask.probes).map(\.name)
+        var weights: [String: Double] = [:]
+        for (k, v) in m {
+            let key = Located(node: k, file: file)
+            guard let name = k.string, known.contains(name) else {
+                throw key.error("unknown task '\(k.string ?? "?")'; expected some of \(known.joined(separator: ", "))")
+            }
+            weights[name] = try Located(node: v, file: file).positive()
+        }
+        return weights
     }
 
     /// `all` (the suite), one name, or a list of names (`all` in it stands for the suite; probes

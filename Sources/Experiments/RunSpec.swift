@@ -22,15 +22,25 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     public var mode: RunMode
     public var seed: UInt64
     public var languageSteps: Int, stage1Steps: Int, steps: Int, batchSize: Int, turns: Int
-    public var stage1LearningRate: Double, learningRate: Double
-    public var grid: Int, crops: Int
+    public var languageLearningRate: Double, stage1LearningRate: Double, learningRate: Double
+    /// How much each task's samples weigh in the loss (1 where unnamed).
+    public var lossWeights: [String: Double]
+    public var grid: Int, patch: Int, crops: Int, features: Int
     public var benchmarks: [String]
     public var samples: Int
     public var split: Split
-    /// What code made the run's results: bumped whenever Squeeze changes what a run would give
-    /// (the encoder stand-in, a task, the loss), so that an earlier run is not taken as complete.
-    public var generation = RunSpec.generation
-    public static let generation = 13
+    /// What else decides the run's results: the task generators and the encoder stand-in (hashes
+    /// of what they produce, `BenchmarkTask.generatorFingerprint` and `VisionEncoder.fingerprint`)
+    /// and the version of the model and training code (`modelCode`), so that a run made by other
+    /// code is not taken as complete.
+    public var code = RunSpec.code
+    /// Bumped whenever the decoder, executor, optimiser or training loop changes what a run would
+    /// give (the floats it computes; e.g. how a batch is dealt into shards).
+    public static let modelCode = 14
+    public static let code: String = {
+        let encoder = VisionEncoder(geometry: VisionGeometry(grid: 4, patch: 4, crops: 5), features: 16, seed: 1)
+        return String(format: "model %d, tasks %016llx, encoder %016llx", modelCode, BenchmarkTask.generatorFingerprint, encoder.fingerprint)
+    }()
 
     /// A run of a scale preset with the preset's recipe and geometry.
     public init?(preset: String) {
@@ -38,8 +48,11 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
         self.preset = preset; variant = "baseline"; mode = .full; seed = c.seed
         languageSteps = c.languageSteps; stage1Steps = c.stage1Steps; steps = c.stage2Steps; batchSize = c.batchSize; turns = c.turns
         // Through the shortest decimal form, so 3e-3 is 0.003 in the configuration, not 0.0030000000261.
-        stage1LearningRate = Double("\(c.stage1LearningRate)")!; learningRate = Double("\(c.stage2LearningRate)")!
-        grid = c.grid; crops = c.crops
+        func decimal(_ x: Float) -> Double { Double("\(x)")! }
+        languageLearningRate = decimal(c.languageLearningRate)
+        stage1LearningRate = decimal(c.stage1LearningRate); learningRate = decimal(c.stage2LearningRate)
+        lossWeights = c.lossWeights.mapValues(decimal)
+        grid = c.grid; patch = c.patch; crops = c.crops; features = c.features
         benchmarks = BenchmarkTask.all.map(\.name); samples = 50; split = .val
     }
 
@@ -65,8 +78,9 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
         var c = MultimodalRunConfig.preset(preset, variant: variant, seed: seed)!
         (c.languageSteps, c.stage1Steps) = mode == .ft ? (0, 0) : (languageSteps, stage1Steps)
         (c.stage2Steps, c.batchSize, c.turns) = (steps, batchSize, turns)
-        (c.stage1LearningRate, c.stage2LearningRate) = (Float(stage1LearningRate), Float(learningRate))
-        (c.grid, c.crops, c.checkpointEvery, c.finetuneFrom) = (grid, crops, checkpointEvery, finetuneFrom)
+        (c.languageLearningRate, c.stage1LearningRate, c.stage2LearningRate) = (Float(languageLearningRate), Float(stage1LearningRate), Float(learningRate))
+        c.lossWeights = lossWeights.mapValues(Float.init)
+        (c.grid, c.patch, c.crops, c.features, c.checkpointEvery, c.finetuneFrom) = (grid, patch, crops, features, checkpointEvery, finetuneFrom)
         return c
     }
 

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import TestSupport
 import XCTest
 
 final class ManifestTests: XCTestCase {
@@ -54,8 +55,44 @@ final class ManifestTests: XCTestCase {
                 XCTAssertLessThan(m.runs.firstIndex { $0.id == baseline.id }!, m.runs.firstIndex { $0.id == run.id }!)
             }
         }
-        // Ids depend on the configuration only: the same manifest gives the same ids.
-        XCTAssertEqual(try Manifest(path: folder.appendingPathComponent("m.yaml").path).runs.map(\.id), m.runs.map(\.id))
+        // A run's id is FNV-1a (64 bits) of its whole configuration as sorted JSON, computed here
+        // by Python; the code fingerprint is part of it.
+        let spec = m.runs[1].spec
+        let hashed = try runPython("""
+            import sys
+            h = 0xcbf29ce484222325
+            for b in sys.argv[1].encode(): h = ((h ^ b) * 0x100000001b3) % 2**64
+            print(f"{h:016x}")
+            """, arguments: [spec.json]).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(spec.id, hashed)
+        let json = try JSONSerialization.jsonObject(with: Data(spec.json.utf8)) as! [String: Any]
+        XCTAssertEqual(json["code"] as? String, RunSpec.code)
+        for key in ["patch", "features", "lossWeights", "languageLearningRate", "grid", "crops", "turns", "steps"] {
+            XCTAssertNotNil(json[key], "\(key) is part of the id")
+        }
+    }
+
+    /// Every setting of the training configuration can be set (and swept), and changes the id.
+    func testEverySettingOfTheRunEntersItsId() throws {
+        let base = try Manifest(path: write("b.yaml", "preset: tiny\n")).runs[0]
+        let changed = try Manifest(path: write("c.yaml", """
+            preset: tiny
+            vision: {patch: 6, features: 32}
+            training: {loss_weights: {grounding: 4, pope: 0.5}, language_learning_rate: 2e-3}
+            """)).runs[0]
+        XCTAssertEqual(changed.spec.lossWeights, ["grounding": 4, "pope": 0.5])
+        let config = changed.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil)
+        XCTAssertEqual(config.patch, 6)
+        XCTAssertEqual(config.features, 32)
+        XCTAssertEqual(config.lossWeights, ["grounding": 4, "pope": 0.5])
+        XCTAssertEqual(config.languageLearningRate, 2e-3)
+        XCTAssertNotEqual(changed.id, base.id)
+        var other = base.spec
+        other.code = "model 0"
+        XCTAssertNotEqual(other.id, base.id, "another code fingerprint, another run")
+        XCTAssertThrowsError(try Manifest(path: write("d.yaml", "preset: tiny\ntraining: {loss_weights: {groundng: 4}}\n"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown task 'groundng'"), "\(error)")
+        }
     }
 
     func testExtendsOverridesTheBaseAndAnyFieldCanBeSwept() throws {
