@@ -1,4 +1,5 @@
 import Benchmarks
+import Kernels
 import XCTest
 
 final class TaskTests: XCTestCase {
@@ -6,7 +7,10 @@ final class TaskTests: XCTestCase {
 
     func testSamplesAreDeterministicAndSplitsNeverOverlap() {
         for task in BenchmarkTask.all {
-            XCTAssertEqual(key(task.sample(5, split: .val, side: 64)), key(task.sample(5, split: .val, side: 64)), task.name)
+            // A sample depends on its task, split and index only: drawn on every core, in reverse
+            // order, it is the sample drawn alone.
+            let alone = (0..<6).map { key(task.sample($0, split: .val, side: 64)) }
+            XCTAssertEqual(Parallel.map(6) { key(task.sample(5 - $0, split: .val, side: 64)) }.reversed(), alone, task.name)
             var seen: [String: Split] = [:]
             for split in Split.allCases {
                 for i in 0..<15 {
@@ -49,11 +53,12 @@ final class TaskTests: XCTestCase {
     }
 
     /// Answering without looking (always the most frequent training answer) scores low on every
-    /// fine-grained task and near 1/6 on the six-colour probe.
+    /// fine-grained task (measured 0.015 to 0.137 on 200 samples: below 0.2) and near 1/6 on the
+    /// six-colour probe.
     func testImageBlindAnswersScoreLow() {
         for task in BenchmarkTask.all where task.fineGrained {
-            let samples = (0..<30).map { task.sample($0, split: .val, side: 64) }
-            XCTAssertLessThan(TrainingAnswers(task, side: 64).blindScore(samples), 0.35, task.name)
+            let samples = Parallel.map(200) { task.sample($0, split: .val, side: 64) }
+            XCTAssertLessThan(TrainingAnswers(task, side: 64).blindScore(samples), 0.2, task.name)
         }
         let colour = BenchmarkTask.named("colour")!
         XCTAssertEqual(TrainingAnswers(colour, side: 64).blindScore((0..<120).map { colour.sample($0, split: .val, side: 64) }), 1.0 / 6, accuracy: 0.08)

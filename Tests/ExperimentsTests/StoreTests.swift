@@ -15,11 +15,11 @@ final class StoreTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
     /// A record as an executed run leaves it, with made-up scores.
-    func record(variant: String, scoreFine: Double, seed: UInt64 = 1, baseline: String? = nil) throws -> RunRecord {
+    func record(variant: String, scoreFine: Double, seed: UInt64 = 1, mode: RunMode = .full, baseline: String? = nil) throws -> RunRecord {
         var spec = RunSpec(preset: "tiny")!
-        (spec.variant, spec.seed) = (variant, seed)
+        (spec.variant, spec.seed, spec.mode) = (variant, seed, mode)
         let layout = TokenLayout(grid: spec.grid, crops: spec.crops, system: 10, question: 8)
-        var r = RunRecord(id: spec.id, config: spec.json, model: "tiny", variant: variant, mode: "full", seed: seed, baselineID: baseline,
+        var r = RunRecord(id: spec.id, config: spec.json, model: "tiny", variant: variant, mode: mode.rawValue, seed: seed, baselineID: baseline,
                           accounting: try AccountingRecord(config: LlamaConfig.presets["tiny"]!, spec: VariantSpec(variant), layout: layout))
         var doc = BenchmarkRecord(name: "doc-vqa", fineGrained: true, headline: scoreFine, scores: ["anls": scoreFine])
         doc.standardError = 0.05
@@ -114,9 +114,56 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(proxy["score_fine_rel_pct"], "110.0")
         XCTAssertEqual(proxy["paper_start_layer"], "16")
         XCTAssertEqual(proxy["paper_score_fine_rel_pct"], "102.4")
-        // Figure 2: mask-vv appears only for TF runs; this one is a full run.
+        // Figure 2 holds TF masking runs only; this mask-vv run is a full one.
         XCTAssertEqual(try table("figure2_masking_ratio.csv").count, 0)
         XCTAssertEqual(try table("table2_attention_ffn_skip.csv").first?["paper_flops_reduced_pct"], "40")
+    }
+
+    /// Runs that differ only in their seed make one row: its Rel is the mean over seeds of each
+    /// seed's Rel against that seed's baseline. Checked on figure 2, table 1 and table 5, by hand.
+    func testReportsAverageSeedsAndFillThePaperTables() throws {
+        let store = RunStore(directory: folder.path)
+        var bases: [UInt64: String] = [:]
+        for (seed, score) in [(UInt64(1), 0.5), (2, 0.8)] {
+            let b = try record(variant: "baseline", scoreFine: score, seed: seed)
+            try store.write(b)
+            bases[seed] = b.id
+        }
+        // Seed 1: 0.4 / 0.5 = 80 %, seed 2: 0.6 / 0.8 = 75 %: the row's Rel is 77.5 %.
+        for (seed, score) in [(UInt64(1), 0.4), (2, 0.6)] {
+            try store.write(try record(variant: "mask-vv@from:1", scoreFine: score, seed: seed, mode: .tf, baseline: bases[seed]))
+            try store.write(try record(variant: "skip-vattn@from:2", scoreFine: score + 0.05, seed: seed, mode: .tf, baseline: bases[seed]))
+        }
+        try store.write(try record(variant: "proxyv(r=2)@from:1", scoreFine: 0.45, seed: 1, baseline: bases[1]))
+        let out = folder.appendingPathComponent("results").path
+        _ = try Report(store: store).write(to: out)
+        func table(_ name: String) throws -> [[String: String]] {
+            let lines = try String(contentsOfFile: (out as NSString).appendingPathComponent(name), encoding: .utf8).split(separator: "\n")
+            let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init))) }
+        }
+        let figure2 = try table("figure2_masking_ratio.csv")
+        XCTAssertEqual(figure2.count, 1)
+        XCTAssertEqual(Double(figure2[0]["masking_ratio"]!), 0.75, "(4 layers − 1) / 4")
+        XCTAssertEqual(figure2[0]["runs"], "2")
+        XCTAssertEqual(Double(figure2[0]["score_fine_rel_pct"]!)!, 77.5, accuracy: 0.05)
+        XCTAssertEqual(figure2[0]["paper_score_fine_rel_pct"], "71", "the paper's Vicuna-7B point at ratio 0.75")
+        // Table 1: skip-vattn from layer 2 of 4 is the paper's layer 16 of 32; (0.45/0.5 + 0.65/0.8) / 2 = 85.625 %.
+        let t1 = try table("table1_attention_skip.csv")
+        XCTAssertEqual(t1.count, 1)
+        XCTAssertEqual(t1[0]["mode"], "TF")
+        XCTAssertEqual(t1[0]["runs"], "2")
+        XCTAssertEqual(Double(t1[0]["score_fine_rel_pct"]!)!, 85.625, accuracy: 0.05)
+        XCTAssertEqual(Double(t1[0]["score_fine"]!)!, 100 * (0.45 + 0.65) / 2, accuracy: 0.05)
+        XCTAssertEqual(t1[0]["paper_start_layer"], "16")
+        // Table 5: the baselines (seeds averaged) and ProxyV (one seed).
+        let t5 = try table("table5_vs_token_reduction.csv")
+        let proxy = try XCTUnwrap(t5.first { $0["method"] == "proxyv" })
+        XCTAssertEqual(proxy["runs"], "1")
+        XCTAssertEqual(Double(proxy["score_fine"]!)!, 45, accuracy: 0.05)
+        let baseline = try XCTUnwrap(t5.first { $0["variant"] == "baseline" })
+        XCTAssertEqual(baseline["runs"], "2")
+        XCTAssertEqual(Double(baseline["score_fine"]!)!, 65, accuracy: 0.05)
     }
 
     func testLmmsEvalResultsImportWithTheSuiteNamesAndPaperScaleFLOPs() throws {

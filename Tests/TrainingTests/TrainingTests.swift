@@ -74,13 +74,15 @@ final class TrainingTests: XCTestCase {
         }
     }
 
-    func testTrainingIsReproducibleFromTheSeed() {
-        func run() -> [Float] {
-            let model = LlamaModel(config: LlamaConfig.presets["tiny"]!, seed: 9)
-            let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 3, learningRate: 1e-3, warmupSteps: 1))
-            var rng = SeededGenerator(seed: 10)
-            return (0..<3).map { _ in trainer.train(on: ToyTask.copy.batch(count: 4, lengths: 3...5, vocab: 64, rng: &rng)).loss }
-        }
-        XCTAssertEqual(run(), run())
+    /// A step reports the batch's mean loss before its update, computed by one pass over the whole
+    /// batch (the trainer deals it into shards), and the update lowers it.
+    func testAStepReportsTheBatchLossBeforeItsUpdate() {
+        let model = LlamaModel(config: LlamaConfig.presets["tiny"]!, seed: 9)
+        let trainer = Trainer(model: model, recipe: TrainingRecipe(steps: 3, learningRate: 1e-2, warmupSteps: 1))
+        var rng = SeededGenerator(seed: 10)
+        let batch = ToyTask.copy.batch(count: 6, lengths: 3...5, vocab: 64, rng: &rng)
+        let before = TextPass(model: model, batch: batch, keepsForBackward: false).forward()
+        XCTAssertEqual(trainer.train(on: batch).loss, before, accuracy: 1e-5)
+        XCTAssertLessThan(TextPass(model: model, batch: batch, keepsForBackward: false).forward(), before)
     }
 }
