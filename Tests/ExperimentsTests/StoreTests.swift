@@ -30,6 +30,13 @@ final class StoreTests: XCTestCase {
         return r
     }
 
+    /// A report's CSV as rows of column → value (no quoted commas in the tests' tables).
+    func csvRows(_ path: String) throws -> [[String: String]] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init))) }
+    }
+
     func testRunsRoundTripAndOnlyCompleteMatchingFilesCount() throws {
         let store = RunStore(directory: folder.path)
         let r = try record(variant: "skip-vattn@from:2", scoreFine: 0.4)
@@ -91,11 +98,7 @@ final class StoreTests: XCTestCase {
         let out = folder.appendingPathComponent("results").path
         let written = try Report(store: store).write(to: out)
         XCTAssertEqual(written.filter { $0.hasSuffix(".svg") }.count, 2)
-        func table(_ name: String) throws -> [[String: String]] {
-            let lines = try String(contentsOfFile: (out as NSString).appendingPathComponent(name), encoding: .utf8).split(separator: "\n")
-            let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init))) }
-        }
+        func table(_ name: String) throws -> [[String: String]] { try csvRows((out as NSString).appendingPathComponent(name)) }
         let frontier = try table("flops_vs_score_fine.csv")
         XCTAssertEqual(frontier.count, 4)
         // A run is optimal exactly when no other has fewer or equal FLOPs and a higher or equal score.
@@ -137,11 +140,7 @@ final class StoreTests: XCTestCase {
         try store.write(try record(variant: "proxyv(r=2)@from:1", scoreFine: 0.45, seed: 1, baseline: bases[1]))
         let out = folder.appendingPathComponent("results").path
         _ = try Report(store: store).write(to: out)
-        func table(_ name: String) throws -> [[String: String]] {
-            let lines = try String(contentsOfFile: (out as NSString).appendingPathComponent(name), encoding: .utf8).split(separator: "\n")
-            let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init))) }
-        }
+        func table(_ name: String) throws -> [[String: String]] { try csvRows((out as NSString).appendingPathComponent(name)) }
         let figure2 = try table("figure2_masking_ratio.csv")
         XCTAssertEqual(figure2.count, 1)
         XCTAssertEqual(Double(figure2[0]["masking_ratio"]!), 0.75, "(4 layers − 1) / 4")
