@@ -28,9 +28,9 @@ final class KVCache {
     }
 }
 
-/// Greedy decoding with a KV cache after the prefill of a batch of prompts: every step runs the
-/// new tokens of all sequences still generating through the layers' products at once, attention
-/// per sequence over its own cache. Each layer's cache holds the keys and values (after RoPE) of
+/// Greedy decoding with a KV cache after the prefill of a batch of prompts: every step is one pass
+/// of the executor (`GraphPass`) over the new tokens of all sequences still generating, each
+/// attending over its own cache. Each layer's cache holds the keys and values (after RoPE) of
 /// the tokens that later tokens may attend to; ProxyV's proxy entries are dropped after the
 /// prefill, as the reference does, so decode steps and the cache size equal the baseline's.
 /// Every new token is an `answer` token at its sequence's next position.
@@ -39,6 +39,7 @@ public final class GraphDecoder {
     private let caches: [[KVCache]]          // [sequence][layer]
     private var nextPositions: [Int32]
     private var answerIndices: [Int]
+    private let grid: Int
     /// The logits of each prompt's last token, which predict its first new token.
     public let prefillLogits: [[Float]]
 
@@ -65,6 +66,7 @@ public final class GraphDecoder {
         nextPositions = positions
         prefillLogits = logits
         answerIndices = pass.sequences.map(\.layout.answerLength)
+        grid = pass.sequences[0].layout.grid
     }
 
     /// Key/value entries cached per layer, of one sequence.
@@ -80,43 +82,21 @@ public final class GraphDecoder {
         return step(embeddings: x, sequences: sequences)
     }
 
-    /// Feeds each of `sequences` its next token by its input embedding (a row of `embeddings`).
+    /// Feeds each of `sequences` its next token by its input embedding (a row of `embeddings`):
+    /// one pass of the executor over the new tokens, each sequence attending over its cache.
     public func step(embeddings: Tensor, sequences: [Int]) -> [[Float]] {
-        let c = model.config, hl = c.headLayout, d = c.hidden, b = sequences.count
-        precondition(embeddings.shape == [b, d], "one embedding per stepped sequence")
-        let tokens = sequences.map { LayoutToken(kind: .answer, index: answerIndices[$0], position: nextPositions[$0]) }
-        let angles = Rope(headDim: c.headDim, theta: c.ropeTheta).angles(for: tokens.map(\.position))
-        var x = embeddings
-        for (l, layer) in model.decoder.layers.enumerated() {
-            let node = model.graph.nodes[l]
-            precondition(node.queries.contains(.answer), "text tokens are queries in every variant")
-            let (normed, _) = x.rmsNorm(layer.attentionNorm, eps: c.normEps)
-            let q = normed.linear(layer.query), k = normed.linear(layer.key), v = normed.linear(layer.value)
-            angles.rotate(q.data, heads: c.heads)
-            angles.rotate(k.data, heads: c.kvHeads)
-            let attended = Tensor(shape: [b, hl.queryWidth])
-            for (i, s) in sequences.enumerated() {
-                let cache = caches[s][l]
-                if node.keys.contains(.answer) { cache.append(tokens[i], k: k.data + i * hl.kvWidth, v: v.data + i * hl.kvWidth) }
-                cache.attend(q: q.data + i * hl.queryWidth, out: attended.data + i * hl.queryWidth,
-                             mask: node.attentionMask(queries: [tokens[i]], keys: cache.tokens), layout: hl)
-            }
-            let mid = x + attended.linear(layer.output)
-            x = mid
-            if node.ffn.contains(.answer) {
-                let (n2, _) = mid.rmsNorm(layer.ffnNorm, eps: c.normEps)
-                let y = Tensor(shape: [b, d]), saved = (Tensor(shape: [b, c.ffn]), Tensor(shape: [b, c.ffn]), Tensor(shape: [b, c.ffn]))
-                withExtendedLifetime(saved) {
-                    SwiGLU.forward(x: n2.data, weights: layer.ffnWeights, y: y.data,
-                                   saved: .init(gate: saved.0.data, up: saved.1.data, hidden: saved.2.data), rows: b, dim: d, ffn: c.ffn)
-                }
-                x = mid + y
-            }
+        let d = model.config.hidden, vocab = model.config.vocab
+        precondition(embeddings.shape == [sequences.count, d], "one embedding per stepped sequence")
+        let inputs = sequences.enumerated().map { i, s in
+            let token = LayoutToken(kind: .answer, index: answerIndices[s], position: nextPositions[s])
+            let x = Tensor(shape: [1, d])
+            x.data.update(from: embeddings.data + i * d, count: d)
+            return SequenceInput(layout: TokenLayout(continuing: [token], grid: grid), inputs: x)
         }
+        let pass = GraphPass(model: model, sequences: inputs, keepsForBackward: false, caches: sequences.map { caches[$0] })
+        pass.forward()
         for s in sequences { nextPositions[s] += 1; answerIndices[s] += 1 }
-        let (normed, _) = x.rmsNorm(model.decoder.finalNorm, eps: c.normEps)
-        let logits = normed.linear(model.decoder.head), vocab = c.vocab
-        return (0..<b).map { Array(UnsafeBufferPointer(start: logits.data + $0 * vocab, count: vocab)) }
+        return sequences.indices.map { Array(UnsafeBufferPointer(start: pass.logits.data + $0 * vocab, count: vocab)) }
     }
 
     /// Greedy decoding of every sequence: up to `count` tokens each, a sequence stopping after

@@ -163,11 +163,23 @@ public final class GraphPass {
     private var proxyInitialization: ProxyInitializer.Tape?
     private var dSplat: Tensor?
 
-    public init(model: GraphModel, sequences: [SequenceInput], keepsForBackward: Bool = true) {
+    /// The key/value caches of a decode step, [sequence][layer]: the sequences' new tokens attend
+    /// over them (and the keys they bring are added), and the variant's modules, which act on
+    /// vision tokens and proxies, do not run.
+    let caches: [[KVCache]]?
+
+    public convenience init(model: GraphModel, sequences: [SequenceInput], keepsForBackward: Bool = true) {
+        self.init(model: model, sequences: sequences, keepsForBackward: keepsForBackward, caches: nil)
+    }
+
+    /// A decode step: `sequences` are the new tokens, `caches` what each sequence's earlier tokens left.
+    init(model: GraphModel, sequences: [SequenceInput], keepsForBackward: Bool, caches: [[KVCache]]?) {
         for s in sequences { precondition(s.inputs.shape == [s.layout.count, model.config.hidden], "one input embedding per token") }
+        precondition(caches.map { $0.count == sequences.count && !keepsForBackward } ?? true, "a decode step: one cache per sequence, no backward")
         self.model = model
         self.sequences = sequences
         self.keepsForBackward = keepsForBackward
+        self.caches = caches
         inputPacking = Packing(sequences.map(\.layout))
         finalPacking = inputPacking
     }
@@ -288,13 +300,14 @@ public final class GraphPass {
         // Before the layer: VisionZip merges vision tokens; ProxyV makes proxies from the layer's
         // input vision tokens, and they join their sequence's tokens.
         var packing = inputPacking, x = input, created: ProxyCreation?, zipped: VisionZip?
-        for case let .zipVision(dominant, contextual) in node.modules {
+        let modules = caches == nil ? node.modules : []
+        for case let .zipVision(dominant, contextual) in modules {
             let zip = VisionZip(packing: packing, x: x, saliency: sequences.map(\.saliency), dominant: dominant, contextual: contextual)
             x = zip.forward(x)
             packing = packing.keeping(rows: zip.keptRows)
             zipped = zip
         }
-        for case let .createProxies(source) in node.modules {
+        for case let .createProxies(source) in modules {
             (x, packing, created) = createProxies(source, x: x, packing: packing)
         }
         let t = GraphLayerTape(packing: packing, x: x, zipped: zipped, created: created)
@@ -321,22 +334,26 @@ public final class GraphPass {
             let rope = Rope(headDim: c.headDim, theta: c.ropeTheta)
             t.queryAngles = rope.angles(for: t.queryRows.map { tokens[$0].position })
             t.keyAngles = rope.angles(for: t.keyRows.map { tokens[$0].position })
-            t.masks = packing.sequences.map { s in
+            t.masks = caches != nil ? [] : packing.sequences.map { s in
                 node.attentionMask(queries: t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]].map { tokens[$0] },
                                    keys: t.keyRows[t.keyStarts[s]..<t.keyStarts[s + 1]].map { tokens[$0] })
             }
         }
         t.queryAngles!.rotate(t.q.data, heads: c.heads)
         t.keyAngles!.rotate(t.k.data, heads: c.kvHeads)
-        let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
-        t.probStarts = t.masks.reduce(into: [0]) { $0.append($0.last! + c.heads * $1.queries * $1.keys) }
-        t.probs = Tensor(shape: [keepsForBackward || ranks ? t.probStarts.last! : 0])
         t.attended = Tensor(shape: [t.queryRows.count, d])
-        for (s, mask) in t.masks.enumerated() {
-            let qo = t.queryStarts[s], ko = t.keyStarts[s]
-            Attention.forward(q: t.q.data + qo * d, k: t.k.data + ko * hl.kvWidth, v: t.v.data + ko * hl.kvWidth,
-                              out: t.attended.data + qo * d, probs: t.probs.count > 0 ? t.probs.data + t.probStarts[s] : nil,
-                              mask: mask, layout: hl)
+        if let caches {
+            attendOverCaches(caches.map { $0[l] }, tape: t, node: node)
+        } else {
+            let ranks = node.modules.contains { if case .pruneVision = $0 { return true } else { return false } }
+            t.probStarts = t.masks.reduce(into: [0]) { $0.append($0.last! + c.heads * $1.queries * $1.keys) }
+            t.probs = Tensor(shape: [keepsForBackward || ranks ? t.probStarts.last! : 0])
+            for (s, mask) in t.masks.enumerated() {
+                let qo = t.queryStarts[s], ko = t.keyStarts[s]
+                Attention.forward(q: t.q.data + qo * d, k: t.k.data + ko * hl.kvWidth, v: t.v.data + ko * hl.kvWidth,
+                                  out: t.attended.data + qo * d, probs: t.probs.count > 0 ? t.probs.data + t.probStarts[s] : nil,
+                                  mask: mask, layout: hl)
+            }
         }
         t.mid = x.copy()
         scatterAdd(t.attended.linear(layer.output), rows: t.queryRows, into: t.mid)
@@ -367,7 +384,7 @@ public final class GraphPass {
         }
 
         // Light modules on the vision tokens (t.mid is now the layer's output).
-        for module in node.modules {
+        for module in modules {
             switch module {
             case .visionMLP:
                 t.lightRows = packing.rows(of: [.vision])
@@ -389,7 +406,7 @@ public final class GraphPass {
         }
         // Tokens leave after the layer: proxies after the last ProxyV layer, pruned vision tokens.
         var leaving = Set<Int>()
-        for module in node.modules {
+        for module in modules {
             switch module {
             case .dropProxies: leaving.formUnion(packing.rows(of: [.proxy]))
             case let .pruneVision(keep): for s in packing.sequences { leaving.formUnion(prunedVisionRows(t, sequence: s, keep: keep)) }
@@ -399,6 +416,20 @@ public final class GraphPass {
         t.keptRows = tokens.indices.filter { !leaving.contains($0) }
         t.outputPacking = packing.keeping(rows: t.keptRows)
         return t
+    }
+
+    /// A decode step's attention: each sequence's keys that later tokens may attend to join its
+    /// cache (proxies never do: they are gone after the prefill), and its queries attend over the cache.
+    private func attendOverCaches(_ caches: [KVCache], tape t: GraphLayerTape, node: LayerNode) {
+        let hl = config.headLayout, tokens = t.packing.tokens
+        for (s, cache) in caches.enumerated() {
+            for i in t.keyStarts[s]..<t.keyStarts[s + 1] where node.keys.contains(tokens[t.keyRows[i]].kind) && tokens[t.keyRows[i]].kind != .proxy {
+                cache.append(tokens[t.keyRows[i]], k: t.k.data + i * hl.kvWidth, v: t.v.data + i * hl.kvWidth)
+            }
+            let queries = t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]].map { tokens[$0] }
+            cache.attend(q: t.q.data + t.queryStarts[s] * hl.queryWidth, out: t.attended.data + t.queryStarts[s] * hl.queryWidth,
+                         mask: node.attentionMask(queries: queries, keys: cache.tokens), layout: hl)
+        }
     }
 
     /// ProxyV's proxies made from each crop's vision rows, appended to their sequence's rows.

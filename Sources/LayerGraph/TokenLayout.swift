@@ -53,6 +53,13 @@ public struct TokenLayout: Equatable, Sendable {
         self.tokens = tokens
     }
 
+    /// Tokens fed after a prefill, a decode step's: no image, just these (answer) tokens.
+    public init(continuing tokens: [LayoutToken], grid: Int) {
+        self.grid = grid; crops = 0
+        systemLength = 0; questionLength = 0; answerLength = tokens.count
+        self.tokens = tokens
+    }
+
     private init(copying other: TokenLayout, tokens: [LayoutToken]) {
         grid = other.grid; crops = other.crops
         systemLength = other.systemLength; questionLength = other.questionLength; answerLength = other.answerLength
