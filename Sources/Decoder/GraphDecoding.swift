@@ -18,7 +18,11 @@ final class KVCache {
         v.append(contentsOf: UnsafeBufferPointer(start: newV, count: width))
     }
 
-    /// out = attention of one query row over the cache under `mask`.
+    /// Whether a layer's cache keeps a token's key and value: later tokens may attend to it, and
+    /// it is no proxy (proxies are gone after the prefill).
+    static func keeps(_ token: LayoutToken, in node: LayerNode) -> Bool { node.keys.contains(token.kind) && token.kind != .proxy }
+
+    /// out = attention of the query rows over the cache under `mask`.
     func attend(q: FloatPtr, out: FloatPtr, mask: AttentionMask, layout: HeadLayout) {
         k.withUnsafeMutableBufferPointer { kp in
             v.withUnsafeMutableBufferPointer { vp in
@@ -51,7 +55,7 @@ public final class GraphDecoder {
             model.graph.nodes.indices.map { l in
                 let (tokens, k, v) = pass.keysAndValues(layer: l, sequence: s)
                 let node = model.graph.nodes[l]
-                let kept = tokens.indices.filter { node.keys.contains(tokens[$0].kind) && tokens[$0].kind != .proxy }
+                let kept = tokens.indices.filter { KVCache.keeps(tokens[$0], in: node) }
                 return KVCache(tokens: kept.map { tokens[$0] },
                                k: kept.flatMap { Array(UnsafeBufferPointer(start: k.data + $0 * kw, count: kw)) },
                                v: kept.flatMap { Array(UnsafeBufferPointer(start: v.data + $0 * kw, count: kw)) }, width: kw)

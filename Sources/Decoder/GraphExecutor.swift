@@ -418,12 +418,12 @@ public final class GraphPass {
         return t
     }
 
-    /// A decode step's attention: each sequence's keys that later tokens may attend to join its
-    /// cache (proxies never do: they are gone after the prefill), and its queries attend over the cache.
+    /// A decode step's attention: each sequence's keys that its cache keeps join it, and its
+    /// queries attend over the cache.
     private func attendOverCaches(_ caches: [KVCache], tape t: GraphLayerTape, node: LayerNode) {
         let hl = config.headLayout, tokens = t.packing.tokens
         for (s, cache) in caches.enumerated() {
-            for i in t.keyStarts[s]..<t.keyStarts[s + 1] where node.keys.contains(tokens[t.keyRows[i]].kind) && tokens[t.keyRows[i]].kind != .proxy {
+            for i in t.keyStarts[s]..<t.keyStarts[s + 1] where KVCache.keeps(tokens[t.keyRows[i]], in: node) {
                 cache.append(tokens[t.keyRows[i]], k: t.k.data + i * hl.kvWidth, v: t.v.data + i * hl.kvWidth)
             }
             let queries = t.queryRows[t.queryStarts[s]..<t.queryStarts[s + 1]].map { tokens[$0] }
