@@ -136,14 +136,27 @@ public enum Metrics {
     /// Accuracy, precision, recall and F1 with "yes" as the positive class, and the yes-ratio.
     public static func pope(predictions: [String], labels: [Bool]) -> BinaryScores {
         precondition(predictions.count == labels.count)
-        let said = predictions.map(popeSaysYes)
-        let tp = zip(said, labels).filter { $0 && $1 }.count, fp = zip(said, labels).filter { $0 && !$1 }.count
-        let fn = zip(said, labels).filter { !$0 && $1 }.count, tn = zip(said, labels).filter { !$0 && !$1 }.count
-        let n = Double(max(labels.count, 1))
-        let precision = tp + fp == 0 ? 0 : Double(tp) / Double(tp + fp), recall = tp + fn == 0 ? 0 : Double(tp) / Double(tp + fn)
-        return BinaryScores(accuracy: Double(tp + tn) / n, precision: precision, recall: recall,
+        var sums = [Double](repeating: 0, count: 4)
+        for (p, l) in zip(predictions, labels) {
+            for (i, x) in popeCounts(prediction: p, label: l).enumerated() { sums[i] += x }
+        }
+        return pope(confusion: sums)
+    }
+
+    /// What one answer adds to POPE's confusion counts: [true positive, false positive, false
+    /// negative, true negative], "yes" the positive class.
+    public static func popeCounts(prediction: String, label: Bool) -> [Double] {
+        let said = popeSaysYes(prediction)
+        return [said && label, said && !label, !said && label, !said && !label].map { $0 ? 1 : 0 }
+    }
+
+    /// POPE's scores from summed `popeCounts`.
+    public static func pope(confusion c: [Double]) -> BinaryScores {
+        let (tp, fp, fn, tn) = (c[0], c[1], c[2], c[3]), n = max(tp + fp + fn + tn, 1)
+        let precision = tp + fp == 0 ? 0 : tp / (tp + fp), recall = tp + fn == 0 ? 0 : tp / (tp + fn)
+        return BinaryScores(accuracy: (tp + tn) / n, precision: precision, recall: recall,
                             f1: precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall),
-                            yesRatio: Double(tp + fp) / n)
+                            yesRatio: (tp + fp) / n)
     }
 
     // MARK: grounding
@@ -179,23 +192,35 @@ public enum Metrics {
     /// smoothing (0 when some order has no match).
     public static func bleu4(candidates: [String], references: [String]) -> Double {
         precondition(candidates.count == references.count)
-        var matched = [Int](repeating: 0, count: 4), total = [Int](repeating: 0, count: 4)
-        var candidateLength = 0, referenceLength = 0
+        var sums = [Double](repeating: 0, count: 10)
         for (c, r) in zip(candidates, references) {
-            let cw = c.split(whereSeparator: \.isWhitespace).map(String.init), rw = r.split(whereSeparator: \.isWhitespace).map(String.init)
-            candidateLength += cw.count; referenceLength += rw.count
-            for n in 1...4 where cw.count >= n {
-                func grams(_ w: [String]) -> [[String]: Int] {
-                    w.count < n ? [:] : Dictionary((0...(w.count - n)).map { (Array(w[$0..<$0 + n]), 1) }, uniquingKeysWith: +)
-                }
-                let cg = grams(cw), rg = grams(rw)
-                matched[n - 1] += cg.reduce(0) { $0 + min($1.value, rg[$1.key] ?? 0) }
-                total[n - 1] += cw.count - n + 1
-            }
+            for (i, x) in bleu4Counts(candidate: c, reference: r).enumerated() { sums[i] += x }
         }
+        return bleu4(counts: sums)
+    }
+
+    /// What one candidate adds to corpus BLEU-4: its clipped n-gram matches and n-gram counts
+    /// for n = 1…4, then its length and its reference's.
+    public static func bleu4Counts(candidate: String, reference: String) -> [Double] {
+        let cw = candidate.split(whereSeparator: \.isWhitespace).map(String.init), rw = reference.split(whereSeparator: \.isWhitespace).map(String.init)
+        var matched = [Double](repeating: 0, count: 4), total = [Double](repeating: 0, count: 4)
+        for n in 1...4 where cw.count >= n {
+            func grams(_ w: [String]) -> [[String]: Int] {
+                w.count < n ? [:] : Dictionary((0...(w.count - n)).map { (Array(w[$0..<$0 + n]), 1) }, uniquingKeysWith: +)
+            }
+            let cg = grams(cw), rg = grams(rw)
+            matched[n - 1] = Double(cg.reduce(0) { $0 + min($1.value, rg[$1.key] ?? 0) })
+            total[n - 1] = Double(cw.count - n + 1)
+        }
+        return matched + total + [Double(cw.count), Double(rw.count)]
+    }
+
+    /// Corpus BLEU-4 from the candidates' summed `bleu4Counts`.
+    public static func bleu4(counts: [Double]) -> Double {
+        let (matched, total, candidateLength, referenceLength) = (counts[0..<4], counts[4..<8], counts[8], counts[9])
         guard candidateLength > 0, !zip(matched, total).contains(where: { $0 == 0 || $1 == 0 }) else { return 0 }
-        let logPrecision = zip(matched, total).reduce(0.0) { $0 + log(Double($1.0) / Double($1.1)) } / 4
-        let brevity = candidateLength >= referenceLength ? 1 : exp(1 - Double(referenceLength) / Double(candidateLength))
+        let logPrecision = zip(matched, total).reduce(0.0) { $0 + log($1.0 / $1.1) } / 4
+        let brevity = candidateLength >= referenceLength ? 1 : exp(1 - referenceLength / candidateLength)
         return brevity * exp(logPrecision)
     }
 }

@@ -74,19 +74,38 @@ extension BenchmarkTask {
         precondition(predictions.count == samples.count && !samples.isEmpty && resamples > 1)
         var rng = SeededGenerator(seed: stableHash(name))
         let draws = (0..<resamples).map { _ in samples.indices.map { _ in rng.nextInt(below: samples.count) } }
-        // Where the headline is the mean of the per-sample scores, a redraw's headline is the mean
-        // of the redrawn samples' scores, each computed once; corpus scores are recomputed.
-        let each = headlineIsMean ? perSample(predictions: predictions, samples: samples).values : []
-        let headlines = Parallel.map(resamples) { r in
-            headlineIsMean ? draws[r].reduce(0) { $0 + each[$1] } / Double(samples.count)
-                : headline(score(predictions: draws[r].map { predictions[$0] }, samples: draws[r].map { samples[$0] }))
-        }
+        let terms = headlineTerms(predictions: predictions, samples: samples)
+        let headlines = Parallel.map(resamples) { r in headline(ofDraw: draws[r], terms: terms) }
         let mean = headlines.reduce(0, +) / Double(resamples)
         return (headlines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(resamples - 1)).squareRoot()
     }
 
-    /// Whether the headline is the mean of the per-sample scores (all but POPE's F1 and BLEU-4).
-    var headlineIsMean: Bool { metric != .pope && metric != .documentParsing }
+    /// What each sample adds to the headline: summed over any draw of the samples, these terms
+    /// give the draw's headline (`headline(ofDraw:terms:)`). They are the sample's score where
+    /// the headline is the mean of the per-sample scores; POPE's confusion counts; BLEU-4's
+    /// clipped n-gram matches, n-gram counts and lengths — so corpus scores redraw as cheaply.
+    public func headlineTerms(predictions: [String], samples: [Sample]) -> [[Double]] {
+        switch metric {
+        case .pope: return zip(predictions, samples).map { Metrics.popeCounts(prediction: $0, label: $1.label!) }
+        case .documentParsing: return zip(predictions, samples).map { Metrics.bleu4Counts(candidate: $0, reference: $1.references[0]) }
+        default: return perSample(predictions: predictions, samples: samples).values.map { [$0] }
+        }
+    }
+
+    /// The headline of a draw of the samples (indices, repeats allowed) from their `headlineTerms`.
+    public func headline(ofDraw draw: [Int], terms: [[Double]]) -> Double {
+        var sums = [Double](repeating: 0, count: terms.first?.count ?? 0)
+        for i in draw { for (k, x) in terms[i].enumerated() { sums[k] += x } }
+        switch metric {
+        case .pope: return Metrics.pope(confusion: sums).f1
+        case .documentParsing: return Metrics.bleu4(counts: sums)
+        default: return sums[0] / Double(draw.count)
+        }
+    }
+
+    /// Whether the headline is the mean of the per-sample scores (all but POPE's F1 and BLEU-4),
+    /// which is then the per-sample score kept in a run's file.
+    public var headlineIsMean: Bool { metric != .pope && metric != .documentParsing }
 
     /// The score reported for the task (for Score_fine and tables): its main metric.
     public func headline(_ scores: [String: Double]) -> Double {

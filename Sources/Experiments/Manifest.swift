@@ -28,7 +28,7 @@ public struct PlannedRun: Sendable {
     public var id: String { spec.id }
     /// The run its Score_fine Rel is measured against (nil when the manifest names no baseline).
     public let baselineID: String?
-    /// Runs that must be complete first (the trained baseline of a TF or FT run).
+    /// Runs that must be complete first (the trained baseline a TF run evaluates).
     public let requires: [String]
     public let checkpointEvery: Int
 }
@@ -95,7 +95,8 @@ public struct Manifest {
             }
             let base = draft.spec.base
             if let base { add(PlannedRun(spec: base, baselineID: baselineID, requires: [], checkpointEvery: draft.checkpointEvery)) }
-            add(PlannedRun(spec: draft.spec, baselineID: baselineID, requires: base.map { [$0.id] } ?? [], checkpointEvery: draft.checkpointEvery))
+            let requires = draft.spec.mode == .tf ? [base!.id] : []
+            add(PlannedRun(spec: draft.spec, baselineID: baselineID, requires: requires, checkpointEvery: draft.checkpointEvery))
         }
         // Runs that others require go first, so that a pool taking runs in order rarely waits.
         let required = Set(runs.values.flatMap(\.requires))

@@ -1,17 +1,25 @@
 import Accounting
+import Benchmarks
 import Decoder
 import Foundation
+import Kernels
 import LayerGraph
 
 /// Tables and figures from the run store, as CSV (and SVG for figures), shaped like the paper's
 /// and with the paper's numbers beside ours where the paper has a matching row. Runs that differ
 /// only in their seed are averaged (the `runs` column counts them). A paper row matches when its
 /// start layer sits at the same fraction of its model's depth as ours (12 of 32 ↔ 3 of 8).
+///
+/// Intervals are 95 %, in columns `X_low` and `X_high` beside `X`: a row's Score_fine by
+/// Student's t over its seeds; a variant's difference from its baseline (`_diff`, points) and
+/// its Rel by a paired bootstrap over the evaluated samples (`Statistics.pairedBootstrap`).
 public struct Report {
     public let runs: [StoredRun]
     private let byID: [String: StoredRun]
     /// The paper model whose rows stand beside ours.
     public let paperModel = "vicuna-7b"
+
+    private let samples = SampleCache()
 
     public init(store: RunStore) {
         runs = store.runs()
@@ -38,6 +46,7 @@ public struct Report {
         try save("flops_vs_score_fine.csv", frontier.csv)
         try save("flops_vs_score_fine.svg", frontierPlot(frontier))
         try save("per_benchmark.csv", perBenchmark().csv)
+        try save("paired_differences.csv", pairedDifferences().csv)
         return written
     }
 
@@ -115,8 +124,12 @@ public struct Report {
 
     // MARK: Tables
 
+    /// Our columns of a paper table's row.
+    static let ourColumns = ["score_fine", "score_fine_low", "score_fine_high", "score_fine_rel_pct", "score_fine_rel_pct_low", "score_fine_rel_pct_high",
+                             "score_fine_diff", "score_fine_diff_low", "score_fine_diff_high", "flops_reduced_pct", "time_reduced_pct"]
+
     func table1() -> Table {
-        var t = Table(["model", "start_layer", "mode", "runs", "score_fine", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct",
+        var t = Table(["model", "start_layer", "mode", "runs"] + Report.ourColumns + [
                        "paper_model", "paper_start_layer", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where row.variantName == "skip-vattn" && row.mode != "full" {
             let paper = paperRow("table1_attention_skip", for: row) { $0["mode"] == row.mode.uppercased() }
@@ -127,7 +140,7 @@ public struct Report {
     }
 
     func table2() -> Table {
-        var t = Table(["model", "start_layer", "skipped", "mode", "runs", "score_fine", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct",
+        var t = Table(["model", "start_layer", "skipped", "mode", "runs"] + Report.ourColumns + [
                        "paper_model", "paper_start_layer", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where (row.variantName == "skip-vattn" || row.variantName == "skip-vattn-ffn") && row.mode != "tf" {
             let skipped = row.variantName == "skip-vattn" ? "ATN" : "ATN+FFN"
@@ -139,7 +152,7 @@ public struct Report {
     }
 
     func table4() -> Table {
-        var t = Table(["model", "setting", "start_layer", "mode", "runs", "score_fine", "score_fine_rel_pct", "flops_reduced_pct", "time_reduced_pct",
+        var t = Table(["model", "setting", "start_layer", "mode", "runs"] + Report.ourColumns + [
                        "paper_model", "paper_start_layer", "paper_score_fine", "paper_score_fine_rel_pct", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         for row in rows where row.variantName == "baseline" || row.variantName == "proxyv" {
             let setting = row.variantName!
@@ -151,8 +164,8 @@ public struct Report {
     }
 
     func table5() -> Table {
-        var t = Table(["model", "method", "variant", "mode", "runs", "score_fine", "refcoco", "docparsing_bleu", "docparsing_edit_distance",
-                       "flops_reduced_pct", "time_reduced_pct", "paper_model", "paper_method", "paper_score_fine", "paper_refcoco",
+        var t = Table(["model", "method", "variant", "mode", "runs"] + Report.ourColumns + ["refcoco", "docparsing_bleu", "docparsing_edit_distance",
+                       "paper_model", "paper_method", "paper_score_fine", "paper_refcoco",
                        "paper_docparsing_bleu", "paper_docparsing_edit_distance", "paper_flops_reduced_pct", "paper_time_reduced_pct"])
         let methods = ["baseline": "baseline", "proxyv": "proxyv-layer12", "visionzip": "visionzip", "pyramiddrop": "pyramiddrop"]
         for row in rows {
@@ -161,9 +174,8 @@ public struct Report {
             let paperDepth = name != "proxyv" || row.atDepth(ofPaperLayer: 12, of: paperLayers)
             let paper = paperDepth ? PaperTables.rows("table5_vs_token_reduction").first { $0["model"] == paperModel && $0["method"] == method } : nil
             let score = { (bench: String, metric: String) in fmt(row.mean { $0.benchmarks[bench]?.scores[metric] }, digits: 4) }
-            t.add([row.model, name, row.first.variant, row.mode.uppercased(), String(row.runs.count), fmt(row.mean { 100 * $0.scoreFine }),
-                   fmt(row.mean { $0.benchmarks["grounding"].map { 100 * $0.headline } }), score("doc-parse", "bleu4"), score("doc-parse", "edit_distance"),
-                   fmt(row.mean(\.flopsReducedPercent)), fmt(row.mean(timeReduced))]
+            t.add([row.model, name, row.first.variant, row.mode.uppercased(), String(row.runs.count)] + ours(row)
+                  + [fmt(row.mean { $0.benchmarks["grounding"].map { 100 * $0.headline } }), score("doc-parse", "bleu4"), score("doc-parse", "edit_distance")]
                   + paperColumns(paper, ["method", "score_fine", "refcoco", "docparsing_bleu", "docparsing_edit_distance", "flops_reduced_pct", "time_reduced_pct"]))
         }
         return t
@@ -172,14 +184,16 @@ public struct Report {
     /// Figure 2: relative Score_fine of training-free vision-attention masking against the
     /// masking ratio (layers − L) / layers, ours beside the paper's digitised curve.
     func figure2Table() -> Table {
-        var t = Table(["model", "masking_ratio", "start_layer", "runs", "score_fine_rel_pct", "paper_model", "paper_score_fine_rel_pct"])
+        var t = Table(["model", "masking_ratio", "start_layer", "runs", "score_fine_rel_pct", "score_fine_rel_pct_low", "score_fine_rel_pct_high",
+                       "paper_model", "paper_score_fine_rel_pct"])
         let paper = PaperTables.rows("figure2_masking_ratio_digitised").filter { $0["model"] == paperModel }
         var points: [(Double, [String?])] = []
         for row in rows where row.variantName == "mask-vv" && row.mode == "tf" {
             guard let layers = row.layers, let start = row.startLayer else { continue }
             let ratio = Double(layers - start) / Double(layers)
             let match = paper.first { abs((Double($0["masking_ratio"] ?? "") ?? -1) - ratio) < 1e-9 }
-            points.append((ratio, [row.model, fmt(ratio, digits: 4), String(start), String(row.runs.count), fmt(row.mean(relative)),
+            let rel = paired(row, over: fineBenchmarks(row))?.relative
+            points.append((ratio, [row.model, fmt(ratio, digits: 4), String(start), String(row.runs.count), fmt(row.mean(relative)), fmt(rel?.low), fmt(rel?.high),
                                    match == nil ? nil : paperModel, match?["score_fine_rel_pct"]]))
         }
         for (_, cells) in points.sorted(by: { $0.0 < $1.0 }) { t.add(cells) }
@@ -189,15 +203,17 @@ public struct Report {
     /// Every run (seeds averaged): FLOPs against Score_fine, the Pareto-optimal ones marked —
     /// no other run of the same model has fewer or equal FLOPs and a higher or equal score.
     func flopsAgainstScore() -> Table {
-        var t = Table(["model", "variant", "mode", "runs", "flops", "flops_reduced_pct", "score_fine", "score_fine_rel_pct", "pareto_optimal"])
+        var t = Table(["model", "variant", "mode", "runs", "flops", "flops_reduced_pct", "score_fine", "score_fine_low", "score_fine_high",
+                       "score_fine_rel_pct", "pareto_optimal"])
         let all = rows.map { (row: $0, flops: $0.first.flops, score: $0.mean(\.scoreFine) ?? 0) }
         for (row, flops, score) in all {
             let dominated = all.contains { other in
                 guard other.row.model == row.model, other.row.first.id != row.first.id else { return false }
                 return other.flops <= flops && other.score >= score && (other.flops < flops || other.score > score)
             }
+            let spread = Statistics.tInterval(row.runs.map { 100 * $0.scoreFine })
             t.add([row.model, row.first.variant, row.mode.uppercased(), String(row.runs.count), String(format: "%.6g", flops),
-                   fmt(row.mean(\.flopsReducedPercent)), fmt(100 * score), fmt(row.mean(relative)), dominated ? "no" : "yes"])
+                   fmt(row.mean(\.flopsReducedPercent)), fmt(100 * score), fmt(spread?.low), fmt(spread?.high), fmt(row.mean(relative)), dominated ? "no" : "yes"])
         }
         return t
     }
@@ -213,10 +229,86 @@ public struct Report {
         return t
     }
 
+    /// Every variant's row against its baselines, on Score_fine and on each benchmark: the
+    /// baseline's and the variant's mean score, their paired difference and Rel with intervals.
+    func pairedDifferences() -> Table {
+        var t = Table(["model", "variant", "mode", "runs", "benchmark", "baseline_score", "score", "diff", "diff_low", "diff_high",
+                       "rel_pct", "rel_pct_low", "rel_pct_high"])
+        for row in rows where !row.runs.contains(where: { baseline(of: $0)?.id == $0.id }) {
+            let names = Array(Set(row.runs.flatMap(\.perSample.keys))).sorted()
+            for (benchmark, sets) in [("score_fine", fineBenchmarks(row))] + names.map({ ($0, [$0]) }) {
+                guard let c = paired(row, over: sets) else { continue }
+                let headline = { (r: StoredRun) in benchmark == "score_fine" ? r.scoreFine : r.benchmarks[benchmark]?.headline }
+                t.add([row.model, row.first.variant, row.mode.uppercased(), String(row.runs.count), benchmark,
+                       fmt(row.mean { baseline(of: $0).flatMap(headline).map { 100 * $0 } }), fmt(row.mean { headline($0).map { 100 * $0 } }),
+                       fmt(c.difference.estimate, digits: 2), fmt(c.difference.low, digits: 2), fmt(c.difference.high, digits: 2),
+                       fmt(c.relative.estimate), fmt(c.relative.low), fmt(c.relative.high)])
+            }
+        }
+        return t
+    }
+
+    // MARK: Paired comparisons
+
+    /// The fine-grained benchmarks every run of the row was evaluated on (Score_fine's).
+    func fineBenchmarks(_ row: Row) -> [String] {
+        BenchmarkTask.all.filter(\.fineGrained).map(\.name).filter { name in row.runs.allSatisfy { $0.perSample[name] != nil } }
+    }
+
+    /// The row's runs against their baselines, seed by seed on the same samples, on the mean
+    /// headline of `names` (Score_fine when they are its benchmarks): the mean over seeds of the
+    /// difference (points, 100 × headline) and of Rel (%), with paired-bootstrap intervals. Nil
+    /// for a baseline, a run without a baseline or without per-sample results, or samples that
+    /// differ between a run and its baseline.
+    func paired(_ row: Row, over names: [String]) -> (difference: Interval, relative: Interval)? {
+        let pairs = row.runs.compactMap { r in baseline(of: r).map { (variant: r, baseline: $0) } }
+        guard !names.isEmpty, pairs.count == row.runs.count, pairs.allSatisfy({ $0.variant.id != $0.baseline.id }) else { return nil }
+        // Per seed and benchmark: the task and both runs' headline terms (corpus scores' from the
+        // predictions and the samples, regenerated).
+        var sets: [[(task: BenchmarkTask, variant: [[Double]], baseline: [[Double]])]] = []
+        for (variant, base) in pairs {
+            var seed: [(task: BenchmarkTask, variant: [[Double]], baseline: [[Double]])] = []
+            for name in names {
+                guard let task = BenchmarkTask.named(name), let v = variant.perSample[name], let b = base.perSample[name],
+                      v.values.count == b.values.count, !v.values.isEmpty, let spec = variant.spec else { return nil }
+                if task.headlineIsMean {
+                    seed.append((task, v.values.map { [$0] }, b.values.map { [$0] }))
+                } else {
+                    let side = VisionGeometry(grid: spec.grid, patch: spec.patch, crops: spec.crops).imageSide
+                    let evaluated = samples.samples(task, split: spec.split, side: side, count: v.values.count)
+                    seed.append((task, task.headlineTerms(predictions: v.predictions, samples: evaluated),
+                                 task.headlineTerms(predictions: b.predictions, samples: evaluated)))
+                }
+            }
+            sets.append(seed)
+        }
+        let frozen = sets
+        let intervals = Statistics.pairedBootstrap(sampleCounts: sets.map { $0.map(\.variant.count) },
+                                                   seed: fnv1a((row.first.config + names.joined(separator: ",")).utf8)) { draw in
+            var difference = 0.0, relative = 0.0
+            for (s, seed) in frozen.enumerated() {
+                var v = 0.0, b = 0.0
+                for (k, set) in seed.enumerated() {
+                    v += set.task.headline(ofDraw: draw[s][k], terms: set.variant)
+                    b += set.task.headline(ofDraw: draw[s][k], terms: set.baseline)
+                }
+                (v, b) = (v / Double(seed.count), b / Double(seed.count))
+                difference += 100 * (v - b)
+                relative += 100 * v / b
+            }
+            return [difference / Double(frozen.count), relative / Double(frozen.count)]
+        }
+        return (intervals[0], intervals[1])
+    }
+
     // MARK: Cells
 
     private func ours(_ row: Row) -> [String?] {
-        [fmt(row.mean { 100 * $0.scoreFine }), fmt(row.mean(relative)), fmt(row.mean(\.flopsReducedPercent)), fmt(row.mean(timeReduced))]
+        let spread = Statistics.tInterval(row.runs.map { 100 * $0.scoreFine }), c = paired(row, over: fineBenchmarks(row))
+        return [fmt(row.mean { 100 * $0.scoreFine }), fmt(spread?.low), fmt(spread?.high),
+                fmt(row.mean(relative)), fmt(c?.relative.low), fmt(c?.relative.high),
+                fmt(c?.difference.estimate, digits: 2), fmt(c?.difference.low, digits: 2), fmt(c?.difference.high, digits: 2),
+                fmt(row.mean(\.flopsReducedPercent)), fmt(row.mean(timeReduced))]
     }
 
     private func paperColumns(_ row: [String: String]?, _ columns: [String]) -> [String?] {
@@ -224,7 +316,21 @@ public struct Report {
         return [paperModel] + columns.map { row[$0].flatMap { $0.isEmpty ? nil : $0 } }
     }
 
-    private func fmt(_ x: Double?, digits: Int = 1) -> String? { x.map { String(format: "%.\(digits)f", $0) } }
+    private func fmt(_ x: Double?, digits: Int = 1) -> String? { x.flatMap { $0.isFinite ? String(format: "%.\(digits)f", $0) : nil } }
+}
+
+/// Benchmark samples regenerated for corpus scores' redraws, each set once per report.
+final class SampleCache: @unchecked Sendable {
+    private var cache: [String: [Sample]] = [:]
+    private let lock = NSLock()
+
+    func samples(_ task: BenchmarkTask, split: Split, side: Int, count: Int) -> [Sample] {
+        let key = "\(task.name)/\(split.rawValue)/\(side)/\(count)"
+        if let hit = lock.withLock({ cache[key] }) { return hit }
+        let made = Parallel.map(count) { task.sample($0, split: split, side: side) }
+        lock.withLock { cache[key] = made }
+        return made
+    }
 }
 
 /// A CSV table: a header and rows of optional cells (nil is an empty cell).

@@ -56,8 +56,7 @@ public struct RunExecutor {
     /// Trains in the run's work directory, resuming from its checkpoint; a finished model is reused.
     private func train(_ run: PlannedRun, log: (String) -> Void) throws -> MultimodalRun {
         let directory = store.workDirectory(of: run.id)
-        let finetuneFrom = run.spec.mode == .ft ? store.workDirectory(of: run.spec.base!.id) : nil
-        let config = run.spec.trainingConfig(checkpointEvery: run.checkpointEvery, finetuneFrom: finetuneFrom)
+        let config = run.spec.trainingConfig(checkpointEvery: run.checkpointEvery)
         if let finished = try? MultimodalRun.configuration(directory: directory), finished == config {
             return try MultimodalRun.load(directory: directory)
         }

@@ -10,7 +10,9 @@ public enum RunMode: String, Codable, CaseIterable, Sendable {
     case full
     /// A trained baseline with the variant applied only at inference.
     case tf
-    /// A trained baseline finetuned (stage 2) with the variant in place.
+    /// Finetuned: the baseline's stages 0 and 1, then stage 2 with the variant in place — the
+    /// paper's instruction tuning with the variant, from the same starting point and with the
+    /// same budget as its baseline.
     case ft
 }
 
@@ -19,7 +21,7 @@ public enum RunMode: String, Codable, CaseIterable, Sendable {
 public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     public var preset: String
     public var variant: String
-    public var mode: RunMode
+    public var mode: RunMode { didSet { code = RunSpec.code(mode) } }
     public var seed: UInt64
     public var languageSteps: Int, stage1Steps: Int, steps: Int, batchSize: Int, turns: Int
     public var languageLearningRate: Double, stage1LearningRate: Double, learningRate: Double
@@ -37,6 +39,10 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     /// Bumped whenever the decoder, executor, optimiser or training loop changes what a run would
     /// give (the floats it computes; e.g. how a batch is dealt into shards).
     public static let modelCode = 14
+    /// Bumped whenever what an FT run trains changes (2: the baseline's stages, then the
+    /// variant's stage 2; 1 finetuned a fully trained baseline for a second stage 2).
+    public static let finetuningCode = 2
+    public static func code(_ mode: RunMode) -> String { mode == .ft ? code + ", finetuning \(finetuningCode)" : code }
     public static let code: String = {
         let encoder = VisionEncoder(geometry: VisionGeometry(grid: 4, patch: 4, crops: 5), features: 16, seed: 1)
         return String(format: "model %d, tasks %016llx, encoder %016llx", modelCode, BenchmarkTask.generatorFingerprint, encoder.fingerprint)
@@ -65,7 +71,8 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
 
     public var isBaseline: Bool { variant == "baseline" }
 
-    /// The trained baseline a TF or FT run starts from: the same run with no variant, trained fully.
+    /// The baseline a TF or FT run is measured against (and a TF run evaluates): the same run
+    /// with no variant, trained fully.
     public var base: RunSpec? {
         guard mode != .full else { return nil }
         var b = self
@@ -74,13 +81,13 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
     }
 
     /// The training run's configuration (TF runs train nothing).
-    public func trainingConfig(checkpointEvery: Int, finetuneFrom: String?) -> MultimodalRunConfig {
+    public func trainingConfig(checkpointEvery: Int) -> MultimodalRunConfig {
         var c = MultimodalRunConfig.preset(preset, variant: variant, seed: seed)!
-        (c.languageSteps, c.stage1Steps) = mode == .ft ? (0, 0) : (languageSteps, stage1Steps)
+        (c.languageSteps, c.stage1Steps, c.variantStage) = (languageSteps, stage1Steps, mode == .ft ? 2 : nil)
         (c.stage2Steps, c.batchSize, c.turns) = (steps, batchSize, turns)
         (c.languageLearningRate, c.stage1LearningRate, c.stage2LearningRate) = (Float(languageLearningRate), Float(stage1LearningRate), Float(learningRate))
         c.lossWeights = lossWeights.mapValues(Float.init)
-        (c.grid, c.patch, c.crops, c.features, c.checkpointEvery, c.finetuneFrom) = (grid, patch, crops, features, checkpointEvery, finetuneFrom)
+        (c.grid, c.patch, c.crops, c.features, c.checkpointEvery) = (grid, patch, crops, features, checkpointEvery)
         return c
     }
 

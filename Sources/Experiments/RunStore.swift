@@ -108,6 +108,9 @@ public struct StoredRun {
     public let scoreFine: Double
     /// Benchmark → (headline, every metric).
     public let benchmarks: [String: (headline: Double, scores: [String: Double])]
+    /// Benchmark → each evaluated sample's score and prediction, in sample order (empty for
+    /// imported results): what paired comparisons redraw.
+    public let perSample: [String: (values: [Double], predictions: [String])]
     public let flops: Double, baselineFlops: Double, parameters: Double, kvCacheBytes: Double
     public let timing: [String: Double]
     /// The run's configuration, when Squeeze ran it (nil for imported results).
@@ -126,7 +129,7 @@ public struct StoredRun {
         let baseline = try file.attribute("baseline_run")
         baselineID = baseline.isEmpty ? nil : baseline
         scoreFine = try file.numberAttribute("score_fine", on: "scores")
-        var benchmarks: [String: (Double, [String: Double])] = [:]
+        var benchmarks: [String: (Double, [String: Double])] = [:], perSample: [String: ([Double], [String])] = [:]
         for name in try file.members(of: "scores") {
             let group = "scores/\(name)"
             var scores: [String: Double] = [:]
@@ -134,8 +137,11 @@ public struct StoredRun {
                 scores[metric] = try file.numberAttribute(metric, on: group)
             }
             benchmarks[name] = (try file.numberAttribute("headline", on: group), scores)
+            if file.contains("\(group)/per_sample") {
+                perSample[name] = (try file.readDoubles("\(group)/per_sample").values, try file.readStrings("\(group)/predictions"))
+            }
         }
-        self.benchmarks = benchmarks
+        (self.benchmarks, self.perSample) = (benchmarks, perSample)
         flops = try file.numberAttribute("flops", on: "accounting")
         baselineFlops = try file.numberAttribute("baseline_flops", on: "accounting")
         parameters = try file.numberAttribute("parameters", on: "accounting")

@@ -9,6 +9,8 @@ struct SVGPlot {
         var joined = true
         /// Points drawn hollow (e.g. dominated runs), by index.
         var hollow: Set<Int> = []
+        /// Each point's interval, drawn as a vertical error bar (none where nil).
+        var errors: [(low: Double, high: Double)?] = []
     }
 
     let title: String, xLabel: String, yLabel: String
@@ -19,7 +21,8 @@ struct SVGPlot {
     init(title: String, xLabel: String, yLabel: String) { self.title = title; self.xLabel = xLabel; self.yLabel = yLabel }
 
     var svg: String {
-        let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
+        let xs = series.flatMap { $0.points.map(\.x) }
+        let ys = series.flatMap { $0.points.map(\.y) + $0.errors.flatMap { $0.map { [$0.low, $0.high] } ?? [] } }
         let (x0, x1) = SVGPlot.range(xs), (y0, y1) = SVGPlot.range(ys)
         let plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom
         func px(_ x: Double) -> Double { margin.left + (x - x0) / (x1 - x0) * plotW }
@@ -43,6 +46,11 @@ struct SVGPlot {
             let sorted = s.joined ? s.points.sorted { $0.x < $1.x } : s.points
             if s.joined, sorted.count > 1 {
                 out.append("<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" points=\"\(sorted.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " "))\"/>")
+            }
+            for (p, e) in zip(s.points, s.errors) {
+                guard let e else { continue }
+                let (x, lo, hi) = (f(px(p.x)), f(py(e.low)), f(py(e.high)))
+                out.append("<path d=\"M\(x) \(lo)V\(hi)M\(f(px(p.x) - 4)) \(lo)h8M\(f(px(p.x) - 4)) \(hi)h8\" stroke=\"\(s.color)\" stroke-width=\"1.2\" fill=\"none\"/>")
             }
             for (i, p) in s.points.enumerated() {
                 let fill = s.hollow.contains(i) ? "white" : s.color
@@ -89,13 +97,11 @@ extension Report {
 
     func figure2Plot(_ table: Table) -> String {
         var plot = SVGPlot(title: "Figure 2: TF vision-attention masking", xLabel: "masking ratio (layers − L) / layers", yLabel: "Score_fine Rel (%)")
-        let (models, xs, ys) = (table.column("model"), table.column("masking_ratio"), table.column("score_fine_rel_pct"))
+        let models = table.column("model")
         for (k, model) in Array(Set(models.compactMap { $0 })).sorted().enumerated() {
-            let points = models.indices.compactMap { i -> (x: Double, y: Double)? in
-                guard models[i] == model, let x = xs[i].flatMap(Double.init), let y = ys[i].flatMap(Double.init) else { return nil }
-                return (x: x, y: y)
-            }
-            plot.series.append(.init(name: "ours, \(model)", color: Report.palette[(k + 1) % Report.palette.count], points: points))
+            let points = Report.points(table, x: "masking_ratio", y: "score_fine_rel_pct", where: { models[$0] == model })
+            plot.series.append(.init(name: "ours, \(model) (95 % interval)", color: Report.palette[(k + 1) % Report.palette.count],
+                                     points: points.map(\.point), errors: points.map(\.error)))
         }
         let paper = PaperTables.rows("figure2_masking_ratio_digitised").filter { $0["model"] == paperModel }.compactMap { row -> (x: Double, y: Double)? in
             guard let x = Double(row["masking_ratio"] ?? ""), let y = Double(row["score_fine_rel_pct"] ?? "") else { return nil }
@@ -107,16 +113,24 @@ extension Report {
 
     func frontierPlot(_ table: Table) -> String {
         var plot = SVGPlot(title: "FLOPs against Score_fine (hollow: dominated)", xLabel: "prefill FLOPs reduced vs baseline (%)", yLabel: "Score_fine (%)")
-        let (models, xs, ys, pareto) = (table.column("model"), table.column("flops_reduced_pct"), table.column("score_fine"), table.column("pareto_optimal"))
+        let (models, pareto) = (table.column("model"), table.column("pareto_optimal"))
         for (k, model) in Array(Set(models.compactMap { $0 })).sorted().enumerated() {
-            var points: [(x: Double, y: Double)] = [], hollow: Set<Int> = []
-            for i in models.indices where models[i] == model {
-                guard let x = xs[i].flatMap(Double.init), let y = ys[i].flatMap(Double.init) else { continue }
-                if pareto[i] == "no" { hollow.insert(points.count) }
-                points.append((x: x, y: y))
-            }
-            plot.series.append(.init(name: model, color: Report.palette[k % Report.palette.count], points: points, joined: false, hollow: hollow))
+            let points = Report.points(table, x: "flops_reduced_pct", y: "score_fine", where: { models[$0] == model })
+            plot.series.append(.init(name: model, color: Report.palette[k % Report.palette.count], points: points.map(\.point), joined: false,
+                                     hollow: Set(points.indices.filter { pareto[points[$0].row] == "no" }), errors: points.map(\.error)))
         }
         return plot.svg
+    }
+
+    /// A table's rows as points (rows without both numbers left out), each with its row index
+    /// and the y column's interval (`y_low`, `y_high`) where it has one.
+    static func points(_ table: Table, x: String, y: String, where keep: (Int) -> Bool) -> [(row: Int, point: (x: Double, y: Double), error: (low: Double, high: Double)?)] {
+        let (xs, ys) = (table.column(x), table.column(y))
+        func number(_ column: String, _ i: Int) -> Double? { table.header.contains(column) ? table.column(column)[i].flatMap(Double.init) : nil }
+        return xs.indices.compactMap { i in
+            guard keep(i), let px = xs[i].flatMap(Double.init), let py = ys[i].flatMap(Double.init) else { return nil }
+            let error = number(y + "_low", i).flatMap { lo in number(y + "_high", i).map { (low: lo, high: $0) } }
+            return (row: i, point: (x: px, y: py), error: error)
+        }
     }
 }

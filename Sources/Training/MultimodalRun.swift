@@ -24,9 +24,13 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     public var languageLearningRate: Float = 1e-3, stage1LearningRate: Float = 1e-3, stage2LearningRate: Float = 3e-4
     public var checkpointEvery: Int
     public var seed: UInt64
-    /// FT: the run directory whose trained weights this run starts from (the variant's new
-    /// modules start fresh). Its shape, vision geometry and encoder seed are this run's too.
+    /// The run directory whose trained weights this run starts from (the variant's new modules
+    /// start fresh). Its shape, vision geometry and encoder seed are this run's too.
     public var finetuneFrom: String?
+    /// The first stage trained with the variant in place; the stages before it train the baseline
+    /// graph. 2 is the paper's finetuning (FT): the variant starts from its baseline's stage-1
+    /// weights and trains with its baseline's stage-2 budget. Nil: every stage.
+    public var variantStage: Int?
 
     public init(preset: String, variant: String, stage1Steps: Int, stage2Steps: Int, batchSize: Int, checkpointEvery: Int, seed: UInt64) {
         self.preset = preset; self.variant = variant; self.stage1Steps = stage1Steps; self.stage2Steps = stage2Steps
@@ -101,13 +105,19 @@ public final class MultimodalRun {
         let tasks = MultimodalRunConfig.mix.map(\.name)
         var step = 0, log = "step,stage,loss,grad_norm,learning_rate," + tasks.map { "loss_" + $0 }.joined(separator: ",") + "\n"
         var trainer: MultimodalTrainer?
+        // Before the variant's stage, the same weights under the baseline graph.
+        let baselineView = (config.variantStage ?? 0) > 0 ? try model.trainingFree(VariantSpec("baseline")) : model
+        func makeTrainer(stage: Int) -> MultimodalTrainer {
+            MultimodalTrainer(model: stage < config.variantStage ?? 0 ? baselineView : model, recipe: config.recipe(stage: stage))
+        }
         if let base = config.finetuneFrom, !FileManager.default.fileExists(atPath: checkpointPath) {
             try fillWeights(from: SafetensorsFile(path: (base as NSString).appendingPathComponent("model.safetensors")), skippingNewModules: true)
         }
         if FileManager.default.fileExists(atPath: checkpointPath) {
             let (saved, state, savedStep) = try loadCheckpoint()
             step = savedStep
-            trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: config.stage(at: step)))
+            // The optimiser state is that of the stage the checkpoint was written in.
+            trainer = makeTrainer(stage: config.stage(at: max(0, step - 1)))
             try trainer!.optimization.optimizer.restore(tensors: state, step: saved)
             log = (try? String(contentsOfFile: logPath, encoding: .utf8))
                 .map { $0.split(separator: "\n").prefix(step + 1).joined(separator: "\n") + "\n" } ?? log
@@ -115,7 +125,7 @@ public final class MultimodalRun {
         while step < config.totalSteps {
             let stage = config.stage(at: step)
             if trainer == nil || step > 0 && config.stage(at: step - 1) != stage {
-                trainer = MultimodalTrainer(model: model, recipe: config.recipe(stage: stage))
+                trainer = makeTrainer(stage: stage)
             }
             let batch = config.batch(step: step), r = trainer!.train(on: batch, weights: batch.map { config.lossWeights[$0.task] ?? 1 }, seeingImages: stage > 0)
             step += 1

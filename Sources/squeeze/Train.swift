@@ -15,13 +15,15 @@ struct Train: ParsableCommand {
     var variant = "baseline"
     @Option(help: "Optimisation steps of stage 2 (default from the preset).")
     var steps: Int?
-    @Option(help: "Steps of language pretraining (the decoder reads each image's caption, not the image; default from the preset, FT 0).")
+    @Option(help: "Steps of language pretraining (the decoder reads each image's caption, not the image; default from the preset; 0 with --finetune-from).")
     var languageSteps: Int?
-    @Option(name: .customLong("stage1-steps"), help: "Steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default from the preset, FT 0).")
+    @Option(name: .customLong("stage1-steps"), help: "Steps of stage 1 (projector, newline and the variant's modules; decoder frozen; default from the preset; 0 with --finetune-from).")
     var stage1Steps: Int?
     @Option(help: "Write a resumable checkpoint every this many steps.")
     var checkpointEvery: Int?
-    @Option(help: "FT: finetune the trained run in this directory with --variant (stage 2 only unless --stage1-steps is given).")
+    @Option(help: "The first stage with --variant in place; the stages before it train the baseline graph (2: the paper's finetuning, FT).")
+    var variantStage: Int?
+    @Option(help: "Start from the trained weights of the run in this directory, --variant's new modules fresh (stage 2 only unless --stage1-steps is given).")
     var finetuneFrom: String?
     @Option(help: "Vision grid side G (G×G patches a view, images of 2G×2G patches; default from the preset).")
     var grid: Int?
@@ -54,7 +56,10 @@ struct Train: ParsableCommand {
         if let turns { config.turns = turns }
         if let learningRate { config.stage2LearningRate = learningRate }
         if let checkpointEvery { config.checkpointEvery = checkpointEvery }
-        guard (1...5).contains(config.crops), config.grid > 0, config.turns > 0 else { throw ValidationError("--crops must be 1 to 5, --grid and --turns positive") }
+        config.variantStage = variantStage
+        guard (1...5).contains(config.crops), config.grid > 0, config.turns > 0, (0...2).contains(variantStage ?? 0) else {
+            throw ValidationError("--crops must be 1 to 5, --grid and --turns positive, --variant-stage 0 to 2")
+        }
         if let base = finetuneFrom {
             // The base run fixes the model: shape, vision geometry and encoder seed.
             let baseConfig = try reportingBadInput { try MultimodalRun.configuration(directory: base) }

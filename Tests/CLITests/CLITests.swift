@@ -166,7 +166,7 @@ final class CLITests: XCTestCase {
         let tfJSON = try JSONSerialization.jsonObject(with: Data(tf.out.utf8)) as! [String: Any]
         XCTAssertTrue((tfJSON["variant"] as! String).hasPrefix("mask-vv@from:1 (training-free"))
         XCTAssertNotNil(tfJSON["baseline_score_fine"] as? Double)
-        // FT: a run that starts from the trained weights (here for 0 steps, so they pass through unchanged).
+        // A warm start: a run that starts from the trained weights (here for 0 steps, so they pass through unchanged).
         let ft = folder.appendingPathComponent("ft").path
         XCTAssertEqual(try squeeze("train", "--finetune-from", whole, "--variant", "skip-vattn-ffn@from:1", "--steps", "0", "--out", ft).status, 0)
         let base = try SafetensorsReader(whole + "/model.safetensors"), tuned = try SafetensorsReader(ft + "/model.safetensors")

@@ -46,14 +46,12 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(Set(m.runs.map(\.id)).count, m.runs.count)
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.steps == 7 && $0.spec.preset == "tiny" })
         XCTAssertEqual(Set(m.runs.map(\.spec.variant)), ["baseline", "skip-vattn@from:1", "skip-vattn@from:2", "proxyv(r=2)@from:1", "proxyv(r=2)@from:2"])
-        // FT runs need their seed's trained baseline, which comes earlier in the list and is every run's reference.
+        // Every run is measured against its seed's baseline; an FT run trains its baseline's stages
+        // itself, so it waits for nothing.
         for run in m.runs {
             let baseline = m.runs.first { $0.spec.isBaseline && $0.spec.seed == run.spec.seed }!
             XCTAssertEqual(run.baselineID, baseline.id)
-            if run.spec.mode == .ft {
-                XCTAssertEqual(run.requires, [baseline.id])
-                XCTAssertLessThan(m.runs.firstIndex { $0.id == baseline.id }!, m.runs.firstIndex { $0.id == run.id }!)
-            }
+            XCTAssertEqual(run.requires, [])
         }
         // A run's id is FNV-1a (64 bits) of its whole configuration as sorted JSON, computed here
         // by Python; the code fingerprint is part of it.
@@ -81,7 +79,7 @@ final class ManifestTests: XCTestCase {
             training: {loss_weights: {grounding: 4, pope: 0.5}, language_learning_rate: 2e-3}
             """)).runs[0]
         XCTAssertEqual(changed.spec.lossWeights, ["grounding": 4, "pope": 0.5])
-        let config = changed.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil)
+        let config = changed.spec.trainingConfig(checkpointEvery: 1)
         XCTAssertEqual(config.patch, 6)
         XCTAssertEqual(config.features, 32)
         XCTAssertEqual(config.lossWeights, ["grounding": 4, "pope": 0.5])
@@ -111,11 +109,15 @@ final class ManifestTests: XCTestCase {
               training.steps: [5, 9]
             """))
         XCTAssertEqual(m.runs.count, 4)
-        let configs = m.runs.map { $0.spec.trainingConfig(checkpointEvery: 1, finetuneFrom: nil) }
+        let configs = m.runs.map { $0.spec.trainingConfig(checkpointEvery: 1) }
         XCTAssertTrue(configs.allSatisfy { $0.turns == 2 && $0.languageSteps == 7 })
         var ft = m.runs[0].spec
         ft.mode = .ft
-        XCTAssertEqual(ft.trainingConfig(checkpointEvery: 1, finetuneFrom: "b").languageSteps, 0, "FT starts from a trained baseline")
+        let (ftConfig, baseConfig) = (ft.trainingConfig(checkpointEvery: 1), ft.base!.trainingConfig(checkpointEvery: 1))
+        XCTAssertEqual(ftConfig.variantStage, 2, "FT trains the variant in stage 2 only")
+        XCTAssertEqual([ftConfig.languageSteps, ftConfig.stage1Steps, ftConfig.stage2Steps], [baseConfig.languageSteps, baseConfig.stage1Steps, baseConfig.stage2Steps],
+                       "FT has its baseline's budget")
+        XCTAssertNotEqual(ft.code, ft.base!.code, "an FT run made by the earlier finetuning is not taken as complete")
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
         XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
         XCTAssertEqual(m.name, "child")

@@ -155,6 +155,17 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Double(t1[0]["score_fine_rel_pct"]!)!, 85.625, accuracy: 0.05)
         XCTAssertEqual(Double(t1[0]["score_fine"]!)!, 100 * (0.45 + 0.65) / 2, accuracy: 0.05)
         XCTAssertEqual(t1[0]["paper_start_layer"], "16")
+        // Its intervals. Over seeds: 55 ± t(0.975, 1)·s/√2 with s = 10√2, so ± 127.062. Paired:
+        // every sample of a run scores the same, so every redraw gives the estimate: the
+        // differences −5 and −15 points average −10.
+        XCTAssertEqual(Double(t1[0]["score_fine_low"]!)!, 55 - 127.062, accuracy: 0.05)
+        XCTAssertEqual(Double(t1[0]["score_fine_high"]!)!, 55 + 127.062, accuracy: 0.05)
+        for column in ["score_fine_diff", "score_fine_diff_low", "score_fine_diff_high"] { XCTAssertEqual(Double(t1[0][column]!)!, -10, accuracy: 0.005) }
+        for column in ["score_fine_rel_pct_low", "score_fine_rel_pct_high"] { XCTAssertEqual(Double(t1[0][column]!)!, 85.625, accuracy: 0.05) }
+        let paired = try table("paired_differences.csv").filter { $0["variant"] == "skip-vattn@from:2" }
+        XCTAssertEqual(paired.map { $0["benchmark"] }, ["score_fine", "doc-vqa"], "Score_fine, then each benchmark with per-sample results")
+        XCTAssertEqual(Double(paired[1]["diff"]!)!, -10, accuracy: 0.005)
+        XCTAssertEqual(Double(paired[1]["baseline_score"]!)!, 65, accuracy: 0.05)
         // Table 5: the baselines (seeds averaged) and ProxyV (one seed).
         let t5 = try table("table5_vs_token_reduction.csv")
         let proxy = try XCTUnwrap(t5.first { $0["method"] == "proxyv" })

@@ -171,6 +171,33 @@ final class MultimodalTests: XCTestCase {
         XCTAssertEqual((0..<run.totalSteps).map(run.stage), [0, 0, 1, 1, 1, 2, 2, 2, 2])
     }
 
+    /// FT trains its baseline's stages first: with no stage-2 step it ends with its baseline's
+    /// weights and the variant's modules as initialised; its stage 2 trains the modules.
+    func testFinetuningStartsWhereItsBaselineEndsStageOne() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var base = MultimodalRunConfig.preset("tiny", seed: 3)!
+        (base.languageSteps, base.stage1Steps, base.stage2Steps, base.batchSize) = (1, 2, 0, 2)
+        var ft = base
+        (ft.variant, ft.variantStage) = ("skip-vattn-ffn@from:2", 2)
+        let baseline = try MultimodalRun(config: base, directory: folder + "/base")
+        try baseline.train()
+        func modules(_ run: MultimodalRun) -> [[Float]] { run.model.parameters.filter { $0.group == "variant" }.map(\.value.array) }
+        let start = try MultimodalRun(config: ft, directory: folder + "/ft0"), fresh = modules(start)
+        try start.train()
+        XCTAssertFalse(fresh.isEmpty)
+        XCTAssertEqual(modules(start), fresh, "stages 0 and 1 train the baseline graph, which has no variant modules")
+        let tuned = Dictionary(uniqueKeysWithValues: start.model.parameters.map { ($0.name, $0.value.array) })
+        for p in baseline.model.parameters {
+            let difference = zip(p.value.array, tuned[p.name]!).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(difference, 1e-6, "\(p.name) after stage 1")
+        }
+        ft.stage2Steps = 1
+        let finetuned = try MultimodalRun(config: ft, directory: folder + "/ft1")
+        try finetuned.train()
+        XCTAssertNotEqual(modules(finetuned), fresh, "stage 2 trains the variant's modules")
+    }
+
     func testTinyLearnsTheEasyTaskAboveChance() throws {
         var run = MultimodalRunConfig.preset("tiny", seed: 5)!
         (run.crops, run.stage2Steps) = (1, 200)
