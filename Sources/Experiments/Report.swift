@@ -13,6 +13,8 @@ import LayerGraph
 /// Intervals are 95 %, in columns `X_low` and `X_high` beside `X`: a row's Score_fine by
 /// Student's t over its seeds; a variant's difference from its baseline (`_diff`, points) and
 /// its Rel by a paired bootstrap over the evaluated samples (`Statistics.pairedBootstrap`).
+/// Prefill time reduced is the median pair's, and `_min`/`_max` the least and greatest pair's
+/// over the row's runs: a spread, not an interval.
 public struct Report {
     public let runs: [StoredRun]
     private let byID: [String: StoredRun]
@@ -21,9 +23,32 @@ public struct Report {
 
     private let samples = SampleCache()
 
+    /// Runs in the store that no table shows, and why.
+    public let leftOut: [(id: String, reason: String)]
+
     public init(store: RunStore) {
-        runs = store.runs()
-        byID = Dictionary(runs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let all = store.runs()
+        let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var leftOut: [(id: String, reason: String)] = []
+        runs = all.filter { run in
+            guard let reason = Report.refusal(of: run, baseline: run.baselineID.flatMap { byID[$0] }) else { return true }
+            leftOut.append((run.id, reason))
+            return false
+        }
+        (self.byID, self.leftOut) = (byID, leftOut)
+    }
+
+    /// Why an FT run cannot be compared with its baseline: it trained longer (an FT run of the
+    /// paper differs from its baseline only in the variant), or it was made by the earlier
+    /// finetuning, which ran a second stage 2 on a fully trained baseline.
+    static func refusal(of run: StoredRun, baseline: StoredRun?) -> String? {
+        guard run.mode == RunMode.ft.rawValue, let spec = run.spec else { return nil }
+        guard spec.code.hasSuffix(", finetuning \(RunSpec.finetuningCode)") else {
+            return "FT run made by other finetuning code ('\(spec.code)'); FT now starts at its baseline's stage 2"
+        }
+        func steps(_ s: RunSpec) -> Int { s.languageSteps + s.stage1Steps + s.steps }
+        if let b = baseline?.spec, steps(spec) > steps(b) { return "FT run trained \(steps(spec)) steps, its baseline \(steps(b))" }
+        return nil
     }
 
     /// Writes every table and figure; returns the paths written.
@@ -104,10 +129,12 @@ public struct Report {
         return 100 * run.scoreFine / b.scoreFine
     }
 
-    func timeReduced(_ run: StoredRun) -> Double? {
-        guard let b = baseline(of: run), let t = run.timing["prefill_seconds_mean"],
-              let tb = b.timing["prefill_seconds_mean"], tb > 0 else { return nil }
-        return 100 * (1 - t / tb)
+    /// Prefill time reduced (%) by the median of the pairs' ratios to the baseline graph, timed
+    /// in turn (`RunExecutor.prefillTiming`); `ratio` picks the least or greatest pair instead.
+    /// Nil for runs made before it was measured: the evaluation's mean prefill shares the cores
+    /// with other work and means nothing as a comparison.
+    func timeReduced(_ run: StoredRun, ratio: String = "median") -> Double? {
+        run.timing["prefill_time_ratio_" + ratio].map { 100 * (1 - $0) }
     }
 
     /// The paper's row for a start layer at the same fraction of depth (paper model: 32 layers).
@@ -126,7 +153,8 @@ public struct Report {
 
     /// Our columns of a paper table's row.
     static let ourColumns = ["score_fine", "score_fine_low", "score_fine_high", "score_fine_rel_pct", "score_fine_rel_pct_low", "score_fine_rel_pct_high",
-                             "score_fine_diff", "score_fine_diff_low", "score_fine_diff_high", "flops_reduced_pct", "time_reduced_pct"]
+                             "score_fine_diff", "score_fine_diff_low", "score_fine_diff_high", "flops_reduced_pct",
+                             "time_reduced_pct", "time_reduced_pct_min", "time_reduced_pct_max"]
 
     func table1() -> Table {
         var t = Table(["model", "start_layer", "mode", "runs"] + Report.ourColumns + [
@@ -308,7 +336,8 @@ public struct Report {
         return [fmt(row.mean { 100 * $0.scoreFine }), fmt(spread?.low), fmt(spread?.high),
                 fmt(row.mean(relative)), fmt(c?.relative.low), fmt(c?.relative.high),
                 fmt(c?.difference.estimate, digits: 2), fmt(c?.difference.low, digits: 2), fmt(c?.difference.high, digits: 2),
-                fmt(row.mean(\.flopsReducedPercent)), fmt(row.mean(timeReduced))]
+                fmt(row.mean(\.flopsReducedPercent)), fmt(row.mean { timeReduced($0) }),
+                fmt(row.runs.compactMap { timeReduced($0, ratio: "max") }.min()), fmt(row.runs.compactMap { timeReduced($0, ratio: "min") }.max())]
     }
 
     private func paperColumns(_ row: [String: String]?, _ columns: [String]) -> [String?] {

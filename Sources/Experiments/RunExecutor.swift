@@ -1,6 +1,7 @@
 import Benchmarks
 import Decoder
 import Foundation
+import Kernels
 import LayerGraph
 import Training
 
@@ -39,8 +40,9 @@ public struct RunExecutor {
         timing["prefill_seconds_mean"] = prefill.reduce(0, +) / Double(max(1, prefill.count))
         timing["answer_seconds_mean"] = answer.reduce(0, +) / Double(max(1, answer.count))
 
-        // FLOPs of a typical prompt: the first evaluated sample's layout.
+        // FLOPs and prefill time of a typical prompt: the first evaluated sample's.
         let sample = BenchmarkTask.named(spec.benchmarks[0])!.sample(0, split: spec.split, side: model.geometry.imageSide)
+        timing.merge(try RunExecutor.prefillTiming(model, on: sample), uniquingKeysWith: { $1 })
         let layout = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: false).layout(model.geometry)
         let accounting = try AccountingRecord(config: model.language.config, spec: VariantSpec(spec.variant), layout: layout)
 
@@ -51,6 +53,22 @@ public struct RunExecutor {
         try store.write(record)
         log(String(format: "%@ complete: Score_fine %.3f, %.3g FLOPs (%.1f %% fewer than baseline)", run.id, record.scoreFine,
                    accounting.flops, accounting.reducedPercent))
+    }
+
+    /// Repetitions of `prefillTiming`.
+    static let prefillPairs = 21
+
+    /// The prefill of one prompt timed in turn with the same weights under the baseline graph,
+    /// A B A B … after a warm-up of each (as `squeeze time` and `bench` measure): the medians
+    /// and the median, least and greatest of the pairs' time ratios, variant over baseline.
+    static func prefillTiming(_ model: MultimodalModel, on sample: Sample) throws -> [String: Double] {
+        let baseline = try model.trainingFree(VariantSpec("baseline"))
+        func prefill(_ m: MultimodalModel) { _ = MultimodalPass(model: m, samples: [sample], withAnswer: false).forward() }
+        // The work is the baseline, the yardstick the variant: the ratios are variant / baseline.
+        let paired = PairedTiming(reps: prefillPairs, work: { prefill(baseline) }, yardstick: { seconds { prefill(model) } })
+        return ["prefill_seconds_median": paired.yardstick.median, "baseline_prefill_seconds_median": paired.work.median,
+                "prefill_time_ratio_median": paired.ratios.median, "prefill_time_ratio_min": paired.ratios.min,
+                "prefill_time_ratio_max": paired.ratios.max]
     }
 
     /// Trains in the run's work directory, resuming from its checkpoint; a finished model is reused.

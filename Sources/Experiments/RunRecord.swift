@@ -18,7 +18,10 @@ public struct RunRecord {
     public var started = Date(), finished = Date()
     public var benchmarks: [BenchmarkRecord] = []
     public var accounting: AccountingRecord
-    /// Wall-clock seconds: train, evaluate, mean prefill and mean whole answer per sample.
+    /// Wall-clock seconds: train, evaluate, mean prefill and mean whole answer per sample (both
+    /// while other work shares the cores); and one prompt's prefill timed in turn with its
+    /// baseline graph's, with the median, least and greatest ratio of the pairs
+    /// (`RunExecutor.prefillTiming`).
     public var timing: [String: Double] = [:]
     /// Per optimisation step: step, stage, loss, grad_norm, learning_rate and each task's loss.
     public var curves: [String: [Double]] = [:]

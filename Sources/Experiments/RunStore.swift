@@ -147,7 +147,8 @@ public struct StoredRun {
         parameters = try file.numberAttribute("parameters", on: "accounting")
         kvCacheBytes = try file.numberAttribute("kv_cache_bytes", on: "accounting")
         var timing: [String: Double] = [:]
-        for k in ["train_seconds", "eval_seconds", "prefill_seconds_mean", "answer_seconds_mean"] {
+        for k in ["train_seconds", "eval_seconds", "prefill_seconds_mean", "answer_seconds_mean", "prefill_seconds_median",
+                  "baseline_prefill_seconds_median", "prefill_time_ratio_median", "prefill_time_ratio_min", "prefill_time_ratio_max"] {
             if let v = try? file.numberAttribute(k, on: "timing") { timing[k] = v }
         }
         self.timing = timing

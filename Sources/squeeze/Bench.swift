@@ -21,44 +21,6 @@ struct BenchOptions: ParsableArguments {
     @OptionGroup var compute: ComputeOptions
 }
 
-/// Wall-clock times of repeated runs.
-struct Timing: Codable {
-    let median: Double, min: Double, max: Double, reps: Int
-
-    init(reps: Int, warmup: Int = 1, _ body: () -> Void) {
-        for _ in 0..<warmup { body() }
-        self.init(times: (0..<Swift.max(1, reps)).map { _ in seconds(body) })
-    }
-
-    init(times: [Double]) {
-        let sorted = times.sorted()
-        median = sorted[sorted.count / 2]; min = sorted.first!; max = sorted.last!; reps = sorted.count
-    }
-}
-
-func seconds(_ body: () -> Void) -> Double {
-    let start = DispatchTime.now().uptimeNanoseconds
-    body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-}
-
-/// A piece of work and its yardstick timed in turn, A B A B …, after a warm-up of each: the
-/// machine's drift (±30 % within minutes) is shared by the two runs of a pair, so the median of
-/// the pairs' ratios is what to quote. The yardstick reports its own seconds.
-struct PairedTiming {
-    let work: Timing, yardstick: Timing
-    /// The median over pairs of yardstick seconds / work seconds.
-    let ratio: Double
-
-    init(reps: Int, work: () -> Void, yardstick: () -> Double) {
-        work(); _ = yardstick()
-        let pairs = (0..<Swift.max(1, reps)).map { _ in (seconds(work), yardstick()) }
-        self.work = Timing(times: pairs.map(\.0))
-        self.yardstick = Timing(times: pairs.map(\.1))
-        ratio = Timing(times: pairs.map { $0.1 / $0.0 }).median
-    }
-}
-
 /// The sgemm yardstick at a piece of work's own shapes: the products it issues (recorded by
 /// `BLAS.recordProducts`), replayed alone on random data. Products the work ran on several BLAS
 /// threads are replayed so; those it ran single-threaded inside its parallel shards are replayed

@@ -12,10 +12,14 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Where to write the tables and figures.")
     var out = "Results"
 
-    func run() throws {
-        let report = Report(store: RunStore(directory: store))
-        let written = try report.write(to: out)
-        print("\(report.runs.count) complete runs in \(store); wrote:")
-        for path in written { print("  \(path)") }
-    }
+    func run() throws { try writeReport(store: store, to: out) }
+}
+
+/// Writes the reports of a store and says what it wrote and which runs it left out.
+func writeReport(store: String, to out: String) throws {
+    let report = Report(store: RunStore(directory: store))
+    let written = try report.write(to: out)
+    print("\(report.runs.count) complete runs in \(store); wrote \(written.count) report files:")
+    for path in written { print("  \(path)") }
+    for (id, reason) in report.leftOut { print("left out \(id): \(reason)") }
 }

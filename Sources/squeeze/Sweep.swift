@@ -42,9 +42,7 @@ struct SweepCommand: ParsableCommand {
             if case let .failed(why) = outcome { print("  \(run.id) \(run.spec.label): \(why)") }
         }
         if !noReport {
-            let written = try Report(store: RunStore(directory: manifest.store)).write(to: manifest.results)
-            print("wrote \(written.count) report files into \(manifest.results)/:")
-            for path in written { print("  \(path)") }
+            try writeReport(store: manifest.store, to: manifest.results)
         }
         if !failed.isEmpty { throw ExitCode(1) }
     }

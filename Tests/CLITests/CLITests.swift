@@ -238,6 +238,10 @@ final class CLITests: XCTestCase {
             let file = try HDF5File(path: "\(store)/\(id).h5", mode: .readOnly)
             XCTAssertEqual(try file.attribute("status"), "complete")
             XCTAssertEqual(try file.attribute("run_id"), id)
+            // Its prefill timed in turn with the baseline graph's: a ratio and its spread.
+            let (low, median, high) = (try file.numberAttribute("prefill_time_ratio_min", on: "timing"),
+                                       try file.numberAttribute("prefill_time_ratio_median", on: "timing"), try file.numberAttribute("prefill_time_ratio_max", on: "timing"))
+            XCTAssertTrue(0 < low && low <= median && median <= high, "\(low) \(median) \(high)")
         }
         // The interrupted run resumed: its training log has every step once.
         let log = try HDF5File(path: "\(store)/\(ids[1]).h5", mode: .readOnly).readDoubles("training/step").values

@@ -135,11 +135,23 @@ final class StoreTests: XCTestCase {
         // Seed 1: 0.4 / 0.5 = 80 %, seed 2: 0.6 / 0.8 = 75 %: the row's Rel is 77.5 %.
         for (seed, score) in [(UInt64(1), 0.4), (2, 0.6)] {
             try store.write(try record(variant: "mask-vv@from:1", scoreFine: score, seed: seed, mode: .tf, baseline: bases[seed]))
-            try store.write(try record(variant: "skip-vattn@from:2", scoreFine: score + 0.05, seed: seed, mode: .tf, baseline: bases[seed]))
+            var skip = try record(variant: "skip-vattn@from:2", scoreFine: score + 0.05, seed: seed, mode: .tf, baseline: bases[seed])
+            skip.timing["prefill_time_ratio_median"] = seed == 1 ? 0.8 : 0.7
+            (skip.timing["prefill_time_ratio_min"], skip.timing["prefill_time_ratio_max"]) = (0.6, seed == 1 ? 0.9 : 0.75)
+            try store.write(skip)
         }
         try store.write(try record(variant: "proxyv(r=2)@from:1", scoreFine: 0.45, seed: 1, baseline: bases[1]))
+        // FT runs: one as FT is made now, one made by the earlier finetuning of a fully trained baseline.
+        let ft = try record(variant: "skip-vattn@from:3", scoreFine: 0.5, seed: 1, mode: .ft, baseline: bases[1])
+        var earlier = try record(variant: "skip-vattn@from:1", scoreFine: 0.9, seed: 1, mode: .ft, baseline: bases[1])
+        var earlierSpec = try JSONDecoder().decode(RunSpec.self, from: Data(earlier.config.utf8))
+        earlierSpec.code = RunSpec.code
+        (earlier.id, earlier.config) = (earlierSpec.id, earlierSpec.json)
+        for r in [ft, earlier] { try store.write(r) }
         let out = folder.appendingPathComponent("results").path
-        _ = try Report(store: store).write(to: out)
+        let report = Report(store: store)
+        XCTAssertEqual(report.leftOut.map(\.id), [earlier.id], "an FT run that trained longer than its baseline is refused")
+        _ = try report.write(to: out)
         func table(_ name: String) throws -> [[String: String]] { try csvRows((out as NSString).appendingPathComponent(name)) }
         let figure2 = try table("figure2_masking_ratio.csv")
         XCTAssertEqual(figure2.count, 1)
@@ -148,7 +160,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Double(figure2[0]["score_fine_rel_pct"]!)!, 77.5, accuracy: 0.05)
         XCTAssertEqual(figure2[0]["paper_score_fine_rel_pct"], "71", "the paper's Vicuna-7B point at ratio 0.75")
         // Table 1: skip-vattn from layer 2 of 4 is the paper's layer 16 of 32; (0.45/0.5 + 0.65/0.8) / 2 = 85.625 %.
-        let t1 = try table("table1_attention_skip.csv")
+        let t1 = try table("table1_attention_skip.csv").filter { $0["mode"] == "TF" }
         XCTAssertEqual(t1.count, 1)
         XCTAssertEqual(t1[0]["mode"], "TF")
         XCTAssertEqual(t1[0]["runs"], "2")
@@ -162,6 +174,10 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Double(t1[0]["score_fine_high"]!)!, 55 + 127.062, accuracy: 0.05)
         for column in ["score_fine_diff", "score_fine_diff_low", "score_fine_diff_high"] { XCTAssertEqual(Double(t1[0][column]!)!, -10, accuracy: 0.005) }
         for column in ["score_fine_rel_pct_low", "score_fine_rel_pct_high"] { XCTAssertEqual(Double(t1[0][column]!)!, 85.625, accuracy: 0.05) }
+        // Prefill time: the seeds' median pairs reduce it by 20 % and 30 %; the pairs range from 10 % to 40 %.
+        XCTAssertEqual(Double(t1[0]["time_reduced_pct"]!)!, 25, accuracy: 0.05)
+        XCTAssertEqual(Double(t1[0]["time_reduced_pct_min"]!)!, 10, accuracy: 0.05)
+        XCTAssertEqual(Double(t1[0]["time_reduced_pct_max"]!)!, 40, accuracy: 0.05)
         let paired = try table("paired_differences.csv").filter { $0["variant"] == "skip-vattn@from:2" }
         XCTAssertEqual(paired.map { $0["benchmark"] }, ["score_fine", "doc-vqa"], "Score_fine, then each benchmark with per-sample results")
         XCTAssertEqual(Double(paired[1]["diff"]!)!, -10, accuracy: 0.005)
