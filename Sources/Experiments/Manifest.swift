@@ -50,6 +50,8 @@ public struct Manifest {
     public let name: String
     /// Where run files go, and where reports are written.
     public let store: String, results: String
+    /// Other run stores whose trained models the runs reuse (`models:`), e.g. a shipped baseline.
+    public let modelStores: [String]
     /// Runs at a time unless the command line says otherwise.
     public let jobs: Int
     /// Every run, each once, those another run requires first.
@@ -61,6 +63,7 @@ public struct Manifest {
         name = try file.name.map { try $0.string(expected: "a name") } ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         store = try file.store.map { try $0.string(expected: "a directory") } ?? "Results/store"
         results = try file.results.map { try $0.string(expected: "a directory") } ?? "Results"
+        modelStores = try file.models.map { try $0.directories() } ?? []
         jobs = try file.jobs.map { try $0.integer(atLeast: 1) } ?? 1
         runs = try Manifest.expand(file)
     }
@@ -200,10 +203,10 @@ struct ManifestFile {
     /// Axes of the grid; each value sets one setting, or several (`runs:` lists mappings).
     var sweep: [(key: String, values: [[String: Located]])] = []
     var baselines: [(name: String, settings: [String: Located])] = []
-    var name: Located?, store: Located?, results: Located?, jobs: Located?
+    var name: Located?, store: Located?, results: Located?, jobs: Located?, models: Located?
 
     static let sections = ["training", "vision", "evaluation"]
-    static let topLevel = ["extends", "name", "store", "results", "jobs", "sweep", "baselines", "preset", "variant", "schedule", "mode", "seed", "baseline"] + sections
+    static let topLevel = ["extends", "name", "store", "results", "models", "jobs", "sweep", "baselines", "preset", "variant", "schedule", "mode", "seed", "baseline"] + sections
 
     init(path: String, seen: Set<String>) throws {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
@@ -235,6 +238,7 @@ struct ManifestFile {
             case "name": name = at
             case "store": store = at
             case "results": results = at
+            case "models": models = at
             case "jobs": jobs = at
             case "sweep": try readSweep(at)
             case "baselines": try readBaselines(at)
@@ -350,6 +354,12 @@ extension Located {
     func string(expected: String) throws -> String {
         guard case let .scalar(s) = node, !s.string.isEmpty else { throw error("expected \(expected)") }
         return s.string
+    }
+
+    /// One directory or a list of them.
+    func directories() throws -> [String] {
+        if case let .sequence(s) = node { return try s.map { try Located(node: $0, file: file).string(expected: "a directory") } }
+        return [try string(expected: "a directory or a list of directories")]
     }
 
     func integer(atLeast minimum: Int) throws -> Int {

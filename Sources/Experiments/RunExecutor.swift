@@ -20,8 +20,10 @@ public struct RunExecutor {
         let trained: MultimodalRun
         switch spec.mode {
         case .tf:
-            let base = try MultimodalRun.load(directory: store.workDirectory(of: spec.base!.id))
-            trained = base
+            guard let base = store.trainedModel(spec.trainingID) else {
+                throw RunError(file: store.workDirectory(of: spec.trainingID), problem: "the baseline \(spec.base!.id) this TF run evaluates is not trained")
+            }
+            trained = try MultimodalRun.load(directory: base)
         case .full, .ft:
             trained = try train(run, log: log)
         }
@@ -49,7 +51,7 @@ public struct RunExecutor {
         var record = RunRecord(id: run.id, config: spec.json, model: spec.preset, variant: spec.variant, mode: spec.mode.rawValue,
                                seed: spec.seed, baselineID: run.baselineID, accounting: accounting)
         (record.started, record.finished, record.benchmarks, record.timing) = (started, Date(), benchmarks, timing)
-        record.curves = spec.mode == .tf ? [:] : trainingCurves(directory: store.workDirectory(of: run.id))
+        record.curves = spec.mode == .tf ? [:] : trainingCurves(directory: trained.directory)
         try store.write(record)
         log(String(format: "%@ complete: Score_fine %.3f, %.3g FLOPs (%.1f %% fewer than baseline)", run.id, record.scoreFine,
                    accounting.flops, accounting.reducedPercent))
@@ -71,12 +73,17 @@ public struct RunExecutor {
                 "prefill_time_ratio_max": paired.ratios.max]
     }
 
-    /// Trains in the run's work directory, resuming from its checkpoint; a finished model is reused.
+    /// Trains in the work directory of the run's training, resuming from its checkpoint; a finished
+    /// model of the same training (here or in a model store) is reused. Runs of one training wait
+    /// for each other, so it is trained once.
     private func train(_ run: PlannedRun, log: (String) -> Void) throws -> MultimodalRun {
-        let directory = store.workDirectory(of: run.id)
+        let directory = store.workDirectory(of: run.spec.trainingID)
+        let lock = RunLock(path: directory + ".training.lock", waiting: true)
+        defer { withExtendedLifetime(lock) {} }
         let config = run.spec.trainingConfig(checkpointEvery: run.checkpointEvery)
-        if let finished = try? MultimodalRun.configuration(directory: directory), finished == config {
-            return try MultimodalRun.load(directory: directory)
+        if let finished = store.trainedModel(run.spec.trainingID), var saved = try? MultimodalRun.configuration(directory: finished) {
+            saved.checkpointEvery = config.checkpointEvery   // how often it checkpointed does not change the model
+            if saved == config { return try MultimodalRun.load(directory: finished) }
         }
         let training = try MultimodalRun(config: config, directory: directory)
         var lastLogged = Date.distantPast

@@ -71,6 +71,16 @@ public struct RunSpec: Codable, Equatable, Hashable, Sendable {
 
     public var isBaseline: Bool { variant == "baseline" }
 
+    /// The id of the model the run evaluates: the configuration as trained (a TF run's is its
+    /// baseline's), without what only the evaluation reads. Runs that train the same share the
+    /// trained model in `work/<trainingID>/`, so evaluating it again on more samples or other
+    /// benchmarks trains nothing.
+    public var trainingID: String {
+        var trained = mode == .tf ? base! : self
+        (trained.benchmarks, trained.samples, trained.split) = ([], 0, .val)
+        return trained.id
+    }
+
     /// The baseline a TF or FT run is measured against (and a TF run evaluates): the same run
     /// with no variant, trained fully.
     public var base: RunSpec? {

@@ -3,13 +3,22 @@ import HDF5
 
 /// The run store: one HDF5 file per run, `<directory>/<id>.h5`, written under a temporary name
 /// and renamed when complete, so a file with the run's name is always a whole run. Training state
-/// lives in `work/<id>/` (resumable checkpoints, the trained model TF and FT runs start from);
-/// each run's log in `logs/<id>.log`.
+/// lives in `work/<training id>/` (resumable checkpoints, the trained model that TF runs and
+/// evaluations on other samples reuse; `RunSpec.trainingID`); each run's log in `logs/<id>.log`.
 public struct RunStore {
     public static let schemaVersion = "1"
     public let directory: String
+    /// Other stores whose trained models this one's runs reuse (read only).
+    public let modelStores: [String]
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, modelStores: [String] = []) { self.directory = directory; self.modelStores = modelStores }
+
+    /// The directory of a finished trained model (one with `model.safetensors`): this store's,
+    /// else the first of `modelStores` that has it; nil if none has.
+    public func trainedModel(_ trainingID: String) -> String? {
+        ([self] + modelStores.map { RunStore(directory: $0) }).map { $0.workDirectory(of: trainingID) }
+            .first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent("model.safetensors")) }
+    }
 
     public func path(of id: String) -> String { (directory as NSString).appendingPathComponent("\(id).h5") }
     public func workDirectory(of id: String) -> String { (directory as NSString).appendingPathComponent("work/\(id)") }

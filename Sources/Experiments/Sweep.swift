@@ -11,7 +11,7 @@ public struct Sweep {
 
     public init(manifest: Manifest, worker: [String]) {
         self.manifest = manifest
-        store = RunStore(directory: manifest.store)
+        store = RunStore(directory: manifest.store, modelStores: manifest.modelStores)
         self.worker = worker
     }
 
@@ -84,11 +84,12 @@ public struct Sweep {
 public final class RunLock {
     private let descriptor: Int32
 
-    public init?(path: String) {
+    /// Nil when another process holds it (unless `waiting`, which waits for it) or the file cannot be made.
+    public init?(path: String, waiting: Bool = false) {
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         descriptor = open(path, O_CREAT | O_RDWR, 0o644)
         guard descriptor >= 0 else { return nil }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { close(descriptor); return nil }
+        guard flock(descriptor, waiting ? LOCK_EX : LOCK_EX | LOCK_NB) == 0 else { close(descriptor); return nil }
     }
 
     deinit { close(descriptor) }

@@ -205,5 +205,6 @@ public final class MultimodalRun {
 /// A run directory that cannot be used.
 public struct RunError: InputError {
     public let file: String, problem: String
+    public init(file: String, problem: String) { self.file = file; self.problem = problem }
     public var description: String { "\(file): \(problem)" }
 }

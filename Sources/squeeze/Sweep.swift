@@ -29,7 +29,7 @@ struct SweepCommand: ParsableCommand {
             print("id                status    run")
             for (run, complete) in sweep.status() {
                 let needs = run.requires.isEmpty ? "" : "  after \(run.requires.joined(separator: ", "))"
-                print("\(run.id)  \(complete ? "complete" : "to run  ")  \(run.spec.label) · \(run.spec.preset) · seed \(run.spec.seed)\(needs)")
+                print("\(run.id)  \(complete ? "complete" : "to run  ")  \(run.spec.label) · \(run.spec.preset) · seed \(run.spec.seed) · model \(run.spec.trainingID)\(needs)")
             }
             return
         }
@@ -52,7 +52,7 @@ struct SweepCommand: ParsableCommand {
         guard let run = manifest.runs.first(where: { $0.id == id }) else { throw ValidationError("no run \(id) in \(self.manifest)") }
         if let parent { exitWhenOrphaned(parent: parent) }
         compute.apply()
-        let store = RunStore(directory: manifest.store)
+        let store = RunStore(directory: manifest.store, modelStores: manifest.modelStores)
         guard let lock = RunLock(path: store.workDirectory(of: id) + ".lock") else {
             FileHandle.standardError.write(Data("run \(id) is being run by another process\n".utf8))
             throw ExitCode(75)

@@ -197,7 +197,10 @@ final class CLITests: XCTestCase {
             """.write(toFile: manifest, atomically: true, encoding: .utf8)
         let dry = try squeeze("sweep", manifest, "--dry-run")
         XCTAssertEqual(dry.status, 0, dry.err)
-        let ids = dry.out.split(separator: "\n").dropFirst(2).map { String($0.prefix(16)) }
+        let lines = dry.out.split(separator: "\n").dropFirst(2)
+        let ids = lines.map { String($0.prefix(16)) }
+        // Where each run's model trains: work/<training id>.
+        let models = lines.map { line in String(line.components(separatedBy: " · model ").last!.prefix(16)) }
         XCTAssertEqual(ids.count, 4)
         XCTAssertEqual(try squeeze("sweep", folder.appendingPathComponent("missing.yaml").path).status, 2)
 
@@ -207,7 +210,7 @@ final class CLITests: XCTestCase {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         // Kill once the first run is complete and the second has checkpointed.
-        let first = "\(store)/\(ids[0]).h5", secondCheckpoint = "\(store)/work/\(ids[1])/checkpoint.safetensors"
+        let first = "\(store)/\(ids[0]).h5", secondCheckpoint = "\(store)/work/\(models[1])/checkpoint.safetensors"
         let deadline = Date().addingTimeInterval(300)
         while !(FileManager.default.fileExists(atPath: first) && FileManager.default.fileExists(atPath: secondCheckpoint)) && Date() < deadline { usleep(2_000) }
         kill(process.processIdentifier, SIGKILL)
@@ -218,7 +221,7 @@ final class CLITests: XCTestCase {
         let firstStarted = try HDF5File(path: first, mode: .readOnly).attribute("started")
 
         // The third run cannot create its work directory: it fails, the others complete.
-        let blocker = "\(store)/work/\(ids[2])"
+        let blocker = "\(store)/work/\(models[2])"
         try? FileManager.default.removeItem(atPath: blocker)
         try "in the way".write(toFile: blocker, atomically: true, encoding: .utf8)
         let failing = try squeeze("sweep", manifest, "--threads", "1")
@@ -246,6 +249,18 @@ final class CLITests: XCTestCase {
         // The interrupted run resumed: its training log has every step once.
         let log = try HDF5File(path: "\(store)/\(ids[1]).h5", mode: .readOnly).readDoubles("training/step").values
         XCTAssertEqual(log, (0..<32).map(Double.init))
+
+        // Evaluated again on more samples into another store, reusing this store's trained
+        // models: new runs, nothing trained.
+        let again = folder.appendingPathComponent("again.yaml").path, store2 = folder.appendingPathComponent("store2").path
+        try (try String(contentsOfFile: manifest, encoding: .utf8))
+            .replacingOccurrences(of: "store: \(store)", with: "store: \(store2)\nmodels: [\(store)]")
+            .replacingOccurrences(of: "samples: 2", with: "samples: 3").write(toFile: again, atomically: true, encoding: .utf8)
+        let reevaluated = try squeeze("sweep", again, "--threads", "1")
+        XCTAssertEqual(reevaluated.status, 0, reevaluated.out + reevaluated.err)
+        XCTAssertTrue(reevaluated.out.contains("4 runs: 0 complete"), reevaluated.out)
+        let trainedAgain = try FileManager.default.contentsOfDirectory(atPath: store2 + "/work").filter { !$0.hasSuffix(".lock") }
+        XCTAssertEqual(trainedAgain, [], "no model trained again")
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.

@@ -118,6 +118,16 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual([ftConfig.languageSteps, ftConfig.stage1Steps, ftConfig.stage2Steps], [baseConfig.languageSteps, baseConfig.stage1Steps, baseConfig.stage2Steps],
                        "FT has its baseline's budget")
         XCTAssertNotEqual(ft.code, ft.base!.code, "an FT run made by the earlier finetuning is not taken as complete")
+        // What a run evaluates: runs that differ only in their evaluation share a trained model;
+        // a TF run's is its baseline's.
+        var moreSamples = m.runs[0].spec
+        (moreSamples.samples, moreSamples.benchmarks) = (400, ["ocr"])
+        XCTAssertNotEqual(moreSamples.id, m.runs[0].spec.id)
+        XCTAssertEqual(moreSamples.trainingID, m.runs[0].spec.trainingID)
+        var tf = m.runs[0].spec
+        (tf.variant, tf.mode) = ("mask-vv@from:1", .tf)
+        XCTAssertEqual(tf.trainingID, tf.base!.trainingID)
+        XCTAssertNotEqual(ft.trainingID, ft.base!.trainingID)
         XCTAssertTrue(m.runs.allSatisfy { $0.spec.seed == 3 && $0.spec.batchSize == 3 && $0.spec.benchmarks == ["pope", "count"] && $0.spec.samples == 4 })
         XCTAssertEqual(Set(m.runs.map(\.spec.steps)), [5, 9])
         XCTAssertEqual(m.name, "child")
