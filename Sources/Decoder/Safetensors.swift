@@ -116,14 +116,10 @@ public struct SafetensorsFile {
         withUnsafeBytes(of: &length) { file.append(contentsOf: $0) }
         file.append(json)
         file.append(body)
-        let temporary = path + ".partial"
         do {
-            try file.write(to: URL(fileURLWithPath: temporary))
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: temporary, toPath: path)
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw CheckpointError(file: path, problem: "cannot be written (\(error.localizedDescription))")
+            try DurableWrite.replace(path, with: file)
+        } catch let error as WriteError {
+            throw CheckpointError(file: path, problem: error.problem)
         }
     }
 }

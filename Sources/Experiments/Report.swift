@@ -23,13 +23,13 @@ public struct Report {
 
     private let samples = SampleCache()
 
-    /// Runs in the store that no table shows, and why.
+    /// Runs in the store that no table shows (and files that are not runs), and why.
     public let leftOut: [(id: String, reason: String)]
 
     public init(store: RunStore) {
-        let all = store.runs()
+        let (all, unreadable) = store.scan()
         let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var leftOut: [(id: String, reason: String)] = []
+        var leftOut = unreadable.map { (id: ($0.path as NSString).lastPathComponent, reason: $0.reason) }
         runs = all.filter { run in
             guard let reason = Report.refusal(of: run, baseline: run.baselineID.flatMap { byID[$0] }) else { return true }
             leftOut.append((run.id, reason))
@@ -51,28 +51,28 @@ public struct Report {
         return nil
     }
 
-    /// Writes every table and figure; returns the paths written.
+    /// Every table and figure by file name.
+    public func files() -> [(name: String, text: String)] {
+        let figure2 = figure2Table(), frontier = flopsAgainstScore()
+        return [("table1_attention_skip.csv", table1().csv), ("table2_attention_ffn_skip.csv", table2().csv),
+                ("table4_proxyv.csv", table4().csv), ("table5_vs_token_reduction.csv", table5().csv),
+                ("table6_learned_proxyv.csv", table6().csv),
+                ("figure2_masking_ratio.csv", figure2.csv), ("figure2_masking_ratio.svg", figure2Plot(figure2)),
+                ("flops_vs_score_fine.csv", frontier.csv), ("flops_vs_score_fine.svg", frontierPlot(frontier)),
+                ("per_benchmark.csv", perBenchmark().csv), ("paired_differences.csv", pairedDifferences().csv)]
+    }
+
+    /// Writes every table and figure as a set (all new, or, on a failure, all as they were);
+    /// returns the paths written.
     public func write(to directory: String) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var written: [String] = []
-        func save(_ name: String, _ text: String) throws {
-            let path = (directory as NSString).appendingPathComponent(name)
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            written.append(path)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw WriteError(file: directory, problem: "cannot be made a directory of reports (\(WriteError.reason))")
         }
-        try save("table1_attention_skip.csv", table1().csv)
-        try save("table2_attention_ffn_skip.csv", table2().csv)
-        try save("table4_proxyv.csv", table4().csv)
-        try save("table5_vs_token_reduction.csv", table5().csv)
-        let figure2 = figure2Table()
-        try save("figure2_masking_ratio.csv", figure2.csv)
-        try save("figure2_masking_ratio.svg", figure2Plot(figure2))
-        let frontier = flopsAgainstScore()
-        try save("flops_vs_score_fine.csv", frontier.csv)
-        try save("flops_vs_score_fine.svg", frontierPlot(frontier))
-        try save("per_benchmark.csv", perBenchmark().csv)
-        try save("paired_differences.csv", pairedDifferences().csv)
-        return written
+        let files = self.files().map { (path: (directory as NSString).appendingPathComponent($0.name), data: Data($0.text.utf8)) }
+        try DurableWrite.replaceAll(files)
+        return files.map(\.path)
     }
 
     // MARK: Rows of runs
@@ -205,6 +205,18 @@ public struct Report {
             t.add([row.model, name, row.first.variant, row.mode.uppercased(), String(row.runs.count)] + ours(row)
                   + [fmt(row.mean { $0.benchmarks["grounding"].map { 100 * $0.headline } }), score("doc-parse", "bleu4"), score("doc-parse", "edit_distance")]
                   + paperColumns(paper, ["method", "score_fine", "refcoco", "docparsing_bleu", "docparsing_edit_distance", "flops_reduced_pct", "time_reduced_pct"]))
+        }
+        return t
+    }
+
+    /// Table 6 (whose rows the paper's text gives only in part): learned ProxyV alone and after
+    /// VisionZip, beside the baselines and VisionZip alone.
+    func table6() -> Table {
+        var t = Table(["model", "variant", "mode", "runs"] + Report.ourColumns + ["refcoco", "docparsing_bleu"])
+        for row in rows where row.variantName == "baseline" || row.variantName == "visionzip" || row.first.variant.contains("proxyv-learned") {
+            t.add([row.model, row.first.variant, row.mode.uppercased(), String(row.runs.count)] + ours(row)
+                  + [fmt(row.mean { $0.benchmarks["grounding"].map { 100 * $0.headline } }),
+                     fmt(row.mean { $0.benchmarks["doc-parse"]?.scores["bleu4"] }, digits: 4)])
         }
         return t
     }

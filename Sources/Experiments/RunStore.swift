@@ -1,5 +1,6 @@
 import Foundation
 import HDF5
+import Kernels
 
 /// The run store: one HDF5 file per run, `<directory>/<id>.h5`, written under a temporary name
 /// and renamed when complete, so a file with the run's name is always a whole run. Training state
@@ -33,22 +34,30 @@ public struct RunStore {
     }
 
     /// Every complete run in the store (files that do not read back are left out).
-    public func runs() -> [StoredRun] {
+    public func runs() -> [StoredRun] { scan().runs }
+
+    /// Every run file in the store: the complete runs, and the files that do not read back as one
+    /// with the reason.
+    public func scan() -> (runs: [StoredRun], unreadable: [(path: String, reason: String)]) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasSuffix(".h5") }.sorted().compactMap { try? StoredRun(path: (directory as NSString).appendingPathComponent($0)) }
+        var runs: [StoredRun] = [], unreadable: [(path: String, reason: String)] = []
+        for name in names.filter({ $0.hasSuffix(".h5") }).sorted() {
+            let path = (directory as NSString).appendingPathComponent(name)
+            do { runs.append(try StoredRun(path: path)) } catch { unreadable.append((path, "\(error)")) }
+        }
+        return (runs, unreadable)
     }
 
-    /// Writes a run's file: to `<id>.h5.partial-<pid>`, then renamed over `<id>.h5`.
+    /// Writes a run's file: to `<id>.h5.partial-<pid>`, synced, read back and checked, then
+    /// renamed over `<id>.h5` (`DurableWrite`): a failure leaves the old file as it was.
     public func write(_ record: RunRecord) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let final = path(of: record.id), temporary = final + ".partial-\(getpid())"
-        do {
-            try writeFile(record, to: temporary)
-            guard rename(temporary, final) == 0 else { throw HDF5File.Failure(path: final, what: "cannot rename \(temporary) into place") }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
-        }
+        try DurableWrite.replace(path(of: record.id), write: { try writeFile(record, to: $0) }, verify: { temporary in
+            guard let back = try? StoredRun(path: temporary), back.id == record.id, back.config == record.config,
+                  back.benchmarks.count == record.benchmarks.count else {
+                throw HDF5File.Failure(path: path(of: record.id), what: "did not read back as written")
+            }
+        })
     }
 
     /// Temporary files that writers killed mid-write left behind.
@@ -105,7 +114,15 @@ public struct RunStore {
         for (k, v) in r.curves { try file.write(v, shape: [v.count], at: "training/\(k)") }
         // Last, so that a file is complete only if everything before was written.
         try file.setAttribute("status", "complete")
+        try file.close()
     }
+}
+
+/// A run store that cannot be used.
+public struct StoreError: InputError {
+    public let file: String, problem: String
+    public init(file: String, problem: String) { self.file = file; self.problem = problem }
+    public var description: String { "\(file): \(problem)" }
 }
 
 /// A complete run read back from the store: what reports need.

@@ -25,8 +25,9 @@ struct SVGPlot {
         let ys = series.flatMap { $0.points.map(\.y) + $0.errors.flatMap { $0.map { [$0.low, $0.high] } ?? [] } }
         let (x0, x1) = SVGPlot.range(xs), (y0, y1) = SVGPlot.range(ys)
         let plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom
-        func px(_ x: Double) -> Double { margin.left + (x - x0) / (x1 - x0) * plotW }
-        func py(_ y: Double) -> Double { margin.top + plotH - (y - y0) / (y1 - y0) * plotH }
+        // Halves first, so that a span from −max to +max does not overflow.
+        func px(_ x: Double) -> Double { margin.left + (x / 2 - x0 / 2) / (x1 / 2 - x0 / 2) * plotW }
+        func py(_ y: Double) -> Double { margin.top + plotH - (y / 2 - y0 / 2) / (y1 / 2 - y0 / 2) * plotH }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
@@ -67,18 +68,25 @@ struct SVGPlot {
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// The data range, widened by 5 % (or to a unit when it is a single value).
+    /// The range of the finite values, widened by 5 % (or by a unit, relative to the values'
+    /// size, when they are one value); halved where its width would overflow.
     static func range(_ values: [Double]) -> (Double, Double) {
-        guard let lo = values.min(), let hi = values.max() else { return (0, 1) }
-        if hi - lo < 1e-12 { return (lo - 1, hi + 1) }
-        let pad = (hi - lo) * 0.05
+        let finite = values.filter(\.isFinite)
+        guard let lo = finite.min(), let hi = finite.max() else { return (0, 1) }
+        let width = (hi / 2 - lo / 2) * 2   // finite even from −max to +max once halved
+        if width <= max(1e-12, 1e-12 * max(abs(lo), abs(hi))) {
+            let unit = max(1, abs(lo) * 1e-3)
+            return (lo - unit, hi + unit)
+        }
+        let pad = (hi / 2 - lo / 2) * 0.1
         return (lo - pad, hi + pad)
     }
 
-    /// About five round tick values inside a range.
+    /// About five round tick values inside a range (none when the range is not a finite span).
     static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
-        let raw = (hi - lo) / 5, magnitude = pow(10, floor(log10(raw)))
+        let raw = hi / 5 - lo / 5, magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        guard raw.isFinite, raw > 0, step.isFinite, step > 0, (hi / step - lo / step) < 20 else { return [] }
         return stride(from: (lo / step).rounded(.up) * step, through: hi, by: step).map { $0 }
     }
 

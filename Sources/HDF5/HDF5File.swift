@@ -18,6 +18,7 @@ public final class HDF5File {
 
     public let path: String
     private let id: hid_t
+    private var isOpen = true
 
     public init(path: String, mode: Mode) throws {
         self.path = path
@@ -30,12 +31,29 @@ public final class HDF5File {
             }
         }
         guard opened >= 0 else {
-            throw Failure(path: path, what: mode == .create ? "cannot create HDF5 file" : "not a readable HDF5 file")
+            throw Failure(path: path, what: mode == .create ? "cannot create HDF5 file" + HDF5File.systemReason : "not a readable HDF5 file")
         }
         id = opened
     }
 
-    deinit { _ = HDF5File.locked { H5Fclose(id) } }
+    /// Flushes and closes the file, reporting what failed: a written file is whole only once this
+    /// returns (a full disk often shows only here).
+    public func close() throws {
+        guard isOpen else { return }
+        isOpen = false
+        let ok: Bool = HDF5File.locked {
+            let flushed = H5Fflush(id, H5F_SCOPE_LOCAL) >= 0
+            return H5Fclose(id) >= 0 && flushed
+        }
+        if !ok { throw Failure(path: path, what: "cannot be finished" + HDF5File.systemReason) }
+    }
+
+    deinit { if isOpen { _ = HDF5File.locked { H5Fclose(id) } } }
+
+    /// The system's reason for the last failed call where it says something about the disk.
+    private static var systemReason: String {
+        [ENOSPC, EDQUOT, EROFS, EIO, EACCES].contains(errno) ? " (\(String(cString: strerror(errno)).lowercased()))" : ""
+    }
 
     public func write(_ values: [Float], shape: [Int], at name: String) throws {
         try writeArray(values, shape: shape, type: squeeze_H5T_NATIVE_FLOAT(), at: name)
@@ -100,7 +118,7 @@ public final class HDF5File {
             guard group >= 0 else { return false }
             return H5Gclose(group) >= 0
         }
-        if !ok { throw Failure(path: path, what: "cannot create group '\(name)'") }
+        if !ok { throw Failure(path: path, what: "cannot create group '\(name)'" + HDF5File.systemReason) }
     }
 
     /// The names of a group's members, in name order.
@@ -184,7 +202,7 @@ public final class HDF5File {
             defer { H5Aclose(attr) }
             return H5Awrite(attr, type, bytes) >= 0
         }
-        if !ok { throw Failure(path: path, what: "cannot write attribute '\(name)' on '\(object)'") }
+        if !ok { throw Failure(path: path, what: "cannot write attribute '\(name)' on '\(object)'" + HDF5File.systemReason) }
     }
 
     private static func stringType(size: Int) -> hid_t {
@@ -213,7 +231,7 @@ public final class HDF5File {
             defer { H5Dclose(set) }
             return values.withUnsafeBytes { H5Dwrite(set, type, squeeze_H5S_ALL(), squeeze_H5S_ALL(), squeeze_H5P_DEFAULT(), $0.baseAddress) >= 0 }
         }
-        if !ok { throw Failure(path: path, what: "cannot write dataset '\(name)'") }
+        if !ok { throw Failure(path: path, what: "cannot write dataset '\(name)'" + HDF5File.systemReason) }
     }
 
     private func readArray<T>(_ name: String, type: hid_t, zero: T) throws -> (values: [T], shape: [Int]) {

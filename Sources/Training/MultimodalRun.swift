@@ -134,7 +134,7 @@ public final class MultimodalRun {
             log += "\(step - 1),\(stage),\(r.loss),\(r.gradientNorm),\(r.learningRate)," + tasks.map { byTask[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
             report(StepReport(step: step - 1, loss: r.loss, gradientNorm: r.gradientNorm, learningRate: r.learningRate, tokens: r.tokens))
             if step % max(1, config.checkpointEvery) == 0 || step == config.totalSteps {
-                try log.write(toFile: logPath, atomically: true, encoding: .utf8)
+                try DurableWrite.replace(logPath, with: Data(log.utf8))
                 try saveCheckpoint(step: step, optimizer: trainer!.optimization.optimizer)
             }
         }

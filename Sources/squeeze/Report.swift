@@ -12,11 +12,15 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Where to write the tables and figures.")
     var out = "Results"
 
-    func run() throws { try writeReport(store: store, to: out) }
+    func run() throws { try reportingBadInput { try writeReport(store: store, to: out) } }
 }
 
 /// Writes the reports of a store and says what it wrote and which runs it left out.
 func writeReport(store: String, to out: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw StoreError(file: store, problem: "no run store there (expected a directory of run files); the reports are left as they were")
+    }
     let report = Report(store: RunStore(directory: store))
     let written = try report.write(to: out)
     print("\(report.runs.count) complete runs in \(store); wrote \(written.count) report files:")

@@ -39,6 +39,10 @@ func reportingBadInput<T>(_ body: () throws -> T) throws -> T {
     catch let error as InputError {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(2)
+    } catch let error as WriteError {
+        // The work failed, not the input: one line, status 1, the old file untouched.
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
     }
 }
 

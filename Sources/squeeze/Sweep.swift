@@ -42,7 +42,7 @@ struct SweepCommand: ParsableCommand {
             if case let .failed(why) = outcome { print("  \(run.id) \(run.spec.label): \(why)") }
         }
         if !noReport {
-            try writeReport(store: manifest.store, to: manifest.results)
+            try reportingBadInput { try writeReport(store: manifest.store, to: manifest.results) }
         }
         if !failed.isEmpty { throw ExitCode(1) }
     }

@@ -56,7 +56,7 @@ struct TrainToy: ParsableCommand {
         }
         let path = (out as NSString).appendingPathComponent("model.safetensors")
         try reportingBadInput { try decoder.save(to: path) }
-        try log.write(toFile: (out as NSString).appendingPathComponent("train_log.csv"), atomically: true, encoding: .utf8)
+        try DurableWrite.replace((out as NSString).appendingPathComponent("train_log.csv"), with: Data(log.utf8))
 
         var heldOut = SeededGenerator(seed: seed &+ 1_000_003)
         let test = task.batch(count: 256, lengths: bounds[0]...bounds[1], vocab: config.vocab, rng: &heldOut)

@@ -261,6 +261,13 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(reevaluated.out.contains("4 runs: 0 complete"), reevaluated.out)
         let trainedAgain = try FileManager.default.contentsOfDirectory(atPath: store2 + "/work").filter { !$0.hasSuffix(".lock") }
         XCTAssertEqual(trainedAgain, [], "no model trained again")
+
+        // A mistyped store is bad input: status 2, and the reports stay as they were.
+        let table = try String(contentsOfFile: results + "/table4_proxyv.csv", encoding: .utf8)
+        let mistyped = try squeeze("report", "--store", store + "-typo", "--out", results)
+        XCTAssertEqual(mistyped.status, 2, mistyped.err)
+        XCTAssertTrue(mistyped.err.contains("\(store)-typo: no run store there"), mistyped.err)
+        XCTAssertEqual(try String(contentsOfFile: results + "/table4_proxyv.csv", encoding: .utf8), table)
     }
 
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.

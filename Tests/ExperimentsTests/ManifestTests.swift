@@ -174,12 +174,16 @@ final class ManifestTests: XCTestCase {
     func testShippedManifestsExpand() throws {
         let experiments = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Experiments").standardizedFileURL
         let names = try FileManager.default.contentsOfDirectory(atPath: experiments.path).filter { $0.hasSuffix(".yaml") }
-        XCTAssertTrue(Set(names).isSuperset(of: ["quickstart.yaml", "table1.yaml", "table2.yaml", "table4.yaml", "table5.yaml", "figure2.yaml"]))
+        XCTAssertTrue(Set(names).isSuperset(of: ["quickstart.yaml", "tiny.yaml", "table1.yaml", "table2.yaml", "table4.yaml", "table5.yaml", "table6.yaml", "figure2.yaml"]))
         for name in names {
             let m = try Manifest(path: experiments.appendingPathComponent(name).path)
             XCTAssertFalse(m.runs.isEmpty, name)
         }
+        // The quickstart trains nothing: every run evaluates the shipped seed-1 `small` baseline.
         let quickstart = try Manifest(path: experiments.appendingPathComponent("quickstart.yaml").path)
-        XCTAssertTrue(quickstart.runs.allSatisfy { $0.spec.preset == "tiny" })
+        XCTAssertEqual(Set(quickstart.runs.map(\.spec.trainingID)).count, 1)
+        XCTAssertEqual(quickstart.modelStores, ["Results/store"])
+        let figure2 = try Manifest(path: experiments.appendingPathComponent("figure2.yaml").path)
+        XCTAssertTrue(figure2.runs.contains { $0.spec.trainingID == quickstart.runs[0].spec.trainingID }, "figure 2's seed-1 baseline")
     }
 }

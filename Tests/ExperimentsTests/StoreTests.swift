@@ -192,6 +192,58 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Double(baseline["score_fine"]!)!, 65, accuracy: 0.05)
     }
 
+    /// Extreme and non-finite scores do not hang or break the report: every file is written, the
+    /// non-finite cells are empty and the figures keep finite coordinates. A file that is not a
+    /// run is named, not skipped without a word.
+    func testReportHoldsForExtremeValuesAndNamesWhatItLeavesOut() throws {
+        for scores in [[1e308, -1e308], [.nan], [.infinity, 0.3], [1e15, 1e15 + 1e-3]] {
+            let store = RunStore(directory: folder.appendingPathComponent(UUID().uuidString).path)
+            for (seed, score) in scores.enumerated() { try store.write(try record(variant: "baseline", scoreFine: score, seed: UInt64(seed + 1))) }
+            try "not HDF5".write(toFile: store.directory + "/0000000000000000.h5", atomically: true, encoding: .utf8)
+            let report = Report(store: store)
+            XCTAssertEqual(report.leftOut.map(\.id), ["0000000000000000.h5"], "\(scores)")
+            let out = folder.appendingPathComponent(UUID().uuidString).path
+            XCTAssertEqual(try report.write(to: out).count, report.files().count, "\(scores)")
+            for svg in ["figure2_masking_ratio.svg", "flops_vs_score_fine.svg"] {
+                let text = try String(contentsOfFile: out + "/" + svg, encoding: .utf8)
+                XCTAssertFalse(text.contains("nan") || text.contains("inf"), "\(scores): \(svg)")
+            }
+        }
+    }
+
+    /// A run file written onto a full disk fails with the reason, and the complete file it would
+    /// have replaced is untouched, with no temporary file left; a set of reports is written whole
+    /// or not at all (a 1 MiB tmpfs, mounted as root; skipped elsewhere).
+    func testAFullDiskLosesNothing() throws {
+        let mount = folder.appendingPathComponent("tmpfs").path
+        guard let unmount = mountSmallDisk(at: mount, bytes: 1 << 20) else { throw XCTSkip("needs root to mount a small tmpfs") }
+        defer { unmount() }
+        let store = RunStore(directory: mount + "/store"), reports = mount + "/reports"
+        var r = try record(variant: "baseline", scoreFine: 0.4)
+        try store.write(r)
+        _ = try Report(store: store).write(to: reports)
+        func contents(_ directory: String) throws -> [String: Data] {
+            Dictionary(uniqueKeysWithValues: try FileManager.default.contentsOfDirectory(atPath: directory).map {
+                ($0, try Data(contentsOf: URL(fileURLWithPath: directory + "/" + $0)))
+            })
+        }
+        let (storeBefore, reportsBefore) = (try contents(store.directory), try contents(reports))
+        fillDisk(mount + "/filler")
+        r.benchmarks[0].predictions = Array(repeating: String(repeating: "x", count: 400), count: 400)
+        r.benchmarks[0].perSample = Array(repeating: 0.4, count: 400)
+        r.benchmarks[0].prefillSeconds = Array(repeating: 0.01, count: 400)
+        XCTAssertThrowsError(try store.write(r)) { error in
+            XCTAssertTrue("\(error)".contains(r.id), "names the file: \(error)")
+        }
+        let other = RunStore(directory: folder.appendingPathComponent("other").path)
+        try other.write(try record(variant: "mask-vv@from:1", scoreFine: 0.2, mode: .tf))
+        XCTAssertThrowsError(try Report(store: other).write(to: reports)) { error in
+            XCTAssertTrue("\(error)".contains("no space left"), "says why: \(error)")
+        }
+        XCTAssertEqual(try contents(store.directory), storeBefore, "the run file is untouched, nothing temporary is left")
+        XCTAssertEqual(try contents(reports), reportsBefore, "no report changed or was left half written")
+    }
+
     func testLmmsEvalResultsImportWithTheSuiteNamesAndPaperScaleFLOPs() throws {
         let path = folder.appendingPathComponent("run_results.json").path
         try """
