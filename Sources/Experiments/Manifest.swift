@@ -64,7 +64,7 @@ public struct Manifest {
         store = try file.store.map { try $0.string(expected: "a directory") } ?? "Results/store"
         results = try file.results.map { try $0.string(expected: "a directory") } ?? "Results"
         modelStores = try file.models.map { try $0.directories() } ?? []
-        jobs = try file.jobs.map { try $0.integer(atLeast: 1) } ?? 1
+        jobs = try file.jobs.map { try $0.integer(atLeast: 1, atMost: 256) } ?? 1
         runs = try Manifest.expand(file)
     }
 
@@ -171,27 +171,27 @@ struct Draft {
             do { _ = try VariantSpec("mask-vv@" + s) } catch { throw v.error("schedule '\(s)' is not one of from:L, layers:a..<b, layers:l,m,…, ratio:ρ") }
         },
         "mode": Field { v, d in d.spec.mode = try v.choice(RunMode.self) },
-        "seed": Field { v, d in d.spec.seed = UInt64(try v.integer(atLeast: 0)) },
+        "seed": Field { v, d in d.spec.seed = UInt64(try v.integer(atLeast: 0, atMost: Int(UInt32.max))) },
         "baseline": Field { v, d in d.baseline = try v.string(expected: "the name of a baseline") },
-        "training.language_steps": Field { v, d in d.spec.languageSteps = try v.integer(atLeast: 0) },
-        "training.stage1_steps": Field { v, d in d.spec.stage1Steps = try v.integer(atLeast: 0) },
-        "training.steps": Field { v, d in d.spec.steps = try v.integer(atLeast: 1) },
-        "training.batch_size": Field { v, d in d.spec.batchSize = try v.integer(atLeast: 1) },
-        "training.turns": Field { v, d in d.spec.turns = try v.integer(atLeast: 1) },
+        "training.language_steps": Field { v, d in d.spec.languageSteps = try v.integer(atLeast: 0, atMost: 10_000_000) },
+        "training.stage1_steps": Field { v, d in d.spec.stage1Steps = try v.integer(atLeast: 0, atMost: 10_000_000) },
+        "training.steps": Field { v, d in d.spec.steps = try v.integer(atLeast: 1, atMost: 10_000_000) },
+        "training.batch_size": Field { v, d in d.spec.batchSize = try v.integer(atLeast: 1, atMost: 4096) },
+        "training.turns": Field { v, d in d.spec.turns = try v.integer(atLeast: 1, atMost: 64) },
         "training.language_learning_rate": Field { v, d in d.spec.languageLearningRate = try v.positive() },
         "training.stage1_learning_rate": Field { v, d in d.spec.stage1LearningRate = try v.positive() },
         "training.loss_weights": Field { v, d in d.spec.lossWeights = try v.lossWeights() },
         "training.learning_rate": Field { v, d in d.spec.learningRate = try v.positive() },
-        "training.checkpoint_every": Field { v, d in d.checkpointEvery = try v.integer(atLeast: 1) },
-        "vision.grid": Field { v, d in d.spec.grid = try v.integer(atLeast: 1) },
-        "vision.patch": Field { v, d in d.spec.patch = try v.integer(atLeast: 1) },
-        "vision.features": Field { v, d in d.spec.features = try v.integer(atLeast: 1) },
+        "training.checkpoint_every": Field { v, d in d.checkpointEvery = try v.integer(atLeast: 1, atMost: 10_000_000) },
+        "vision.grid": Field { v, d in d.spec.grid = try v.integer(atLeast: 1, atMost: 512) },
+        "vision.patch": Field { v, d in d.spec.patch = try v.integer(atLeast: 1, atMost: 64) },
+        "vision.features": Field { v, d in d.spec.features = try v.integer(atLeast: 1, atMost: 4096) },
         "vision.crops": Field { v, d in
             d.spec.crops = try v.integer(atLeast: 1)
             if d.spec.crops > 5 { throw v.error("expected 1 (base view) to 5 crops, got \(d.spec.crops)") }
         },
         "evaluation.benchmarks": Field { v, d in d.spec.benchmarks = try v.benchmarks() },
-        "evaluation.samples": Field { v, d in d.spec.samples = try v.integer(atLeast: 1) },
+        "evaluation.samples": Field { v, d in d.spec.samples = try v.integer(atLeast: 1, atMost: 100_000) },
         "evaluation.split": Field { v, d in d.spec.split = try v.choice(Split.self) },
     ]
 }
@@ -362,11 +362,12 @@ extension Located {
         return [try string(expected: "a directory or a list of directories")]
     }
 
-    func integer(atLeast minimum: Int) throws -> Int {
+    func integer(atLeast minimum: Int, atMost maximum: Int = Int.max) throws -> Int {
+        let bounds = maximum == Int.max ? "≥ \(minimum)" : "from \(minimum) to \(maximum)"
         guard let i = node.int, node.float.map({ $0 == Double(i) }) ?? true else {
-            throw error("expected an integer ≥ \(minimum), got '\(node.string ?? "a \(node.kind)")'")
+            throw error("expected an integer \(bounds), got '\(node.string ?? "a \(node.kind)")'")
         }
-        guard i >= minimum else { throw error("expected an integer ≥ \(minimum), got \(i)") }
+        guard i >= minimum, i <= maximum else { throw error("expected an integer \(bounds), got \(i)") }
         return i
     }
 

@@ -149,6 +149,7 @@ public struct LayerGraph: Equatable, Sendable {
                 }
             case let .skipVisionBlock(width):
                 let w = width ?? quarter
+                guard w <= 16 * hidden else { throw fail("the light MLP's width \(w) exceeds 16 × the hidden size \(hidden)") }
                 for l in scheduled {
                     nodes[l].queries.remove(.vision)
                     nodes[l].ffn.remove(.vision)
@@ -164,7 +165,7 @@ public struct LayerGraph: Equatable, Sendable {
                     }
                     (source, width) = (.spatial(reduce: r), w)
                 case let .proxyVLearned(n, w):
-                    guard n >= 1 else { throw fail("proxyv-learned needs at least one proxy per crop") }
+                    guard n >= 1, n <= grid * grid else { throw fail("proxyv-learned needs 1 to \(grid * grid) proxies per crop (one per vision token at most), got \(n)") }
                     (source, width) = (.learned(count: n), w)
                 default: preconditionFailure()
                 }
@@ -172,6 +173,7 @@ public struct LayerGraph: Equatable, Sendable {
                     throw fail("\(part.variant.name) needs a contiguous run of layers (proxies are created once and carried)")
                 }
                 let w = width ?? quarter
+                guard w <= 16 * hidden else { throw fail("the guided update's width \(w) exceeds 16 × the hidden size \(hidden)") }
                 for l in scheduled {
                     nodes[l].queries = [.system, .proxy, .newline, .question, .answer]
                     nodes[l].keys.insert(.proxy)
@@ -221,7 +223,7 @@ public struct VariantCompileError: InputError, Equatable {
     public let spec: String
     public let problem: String
     public init(spec: String, problem: String) { self.spec = spec; self.problem = problem }
-    public var description: String { "variant '\(spec)': \(problem)" }
+    public var description: String { "variant '\(VariantSyntaxError.elided(spec))': \(problem)" }
 }
 
 extension Variant {

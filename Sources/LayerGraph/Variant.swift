@@ -100,9 +100,17 @@ public struct VariantSyntaxError: InputError, Equatable {
     public let column: Int      // 1-based
     public let expected: String
 
+    /// The text shown: up to 60 characters either side of the column, elided beyond.
     public var description: String {
-        "variant '\(text)', column \(column): expected \(expected)\n  \(text)\n  " + String(repeating: " ", count: column - 1) + "^"
+        let chars = Array(text), from = max(0, column - 61), to = min(chars.count, column + 60)
+        let shown = (from > 0 ? "…" : "") + String(chars[from..<to]) + (to < chars.count ? "…" : "")
+        let caret = column - 1 - from + (from > 0 ? 1 : 0)
+        return "variant '\(VariantSyntaxError.elided(text))', column \(column): expected \(VariantSyntaxError.elided(expected, to: 300))\n  \(shown)\n  "
+            + String(repeating: " ", count: caret) + "^"
     }
+
+    /// A text for a message: whole up to `limit` characters, else its start and length.
+    static func elided(_ text: String, to limit: Int = 120) -> String { text.count <= limit ? text : "\(text.prefix(limit - 20))… (\(text.count) characters)" }
 }
 
 struct VariantParser {
@@ -145,6 +153,7 @@ struct VariantParser {
                 skipSpaces()
                 let value = word { $0.isLetter || $0.isNumber || $0 == "." || $0 == "/" }
                 guard !value.isEmpty else { throw failure(at, "a value for '\(key)'") }
+                guard !arguments.contains(where: { $0.key == key }) else { throw failure(keyColumn, "'\(key)' once (it is given twice)") }
                 arguments.append((key, value, keyColumn))
                 skipSpaces()
             } while consume(",")

@@ -20,6 +20,12 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Also write the image to this PNG file.")
         var png: String?
 
+        func validate() throws {
+            try check(side, in: 16...2048, "--side")
+            guard side % 8 == 0 else { throw ValidationError("--side must be a multiple of 8, got \(side)") }
+            try check(index, in: 0...Int(Int32.max), "--index")
+        }
+
         func run() throws {
             let task = try benchmarkTask(task)
             let sample = task.sample(index, split: split, side: side)
@@ -44,6 +50,11 @@ struct DataCommand: ParsableCommand {
         var samples = 200
         @Option(help: "Image side in pixels.")
         var side = 64
+
+        func validate() throws {
+            try check(samples, in: 1...100_000, "--samples")
+            try check(side, in: 16...2048, "--side")
+        }
 
         func run() {
             print("task        metric                  top answers (val)                      chance  samples/s")

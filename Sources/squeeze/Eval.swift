@@ -14,6 +14,8 @@ struct Eval: ParsableCommand {
     var benchmarks = "all"
     @Option(help: "Samples per benchmark.")
     var samples = 50
+
+    func validate() throws { try check(samples, in: 1...100_000, "--samples") }
     @Option(help: "train, val or test.")
     var split: Split = .val
     @Option(help: "Apply this variant at inference instead of the run's own (training-free, 'TF').")

@@ -17,6 +17,11 @@ struct Flops: ParsableCommand {
     var decodeAfter = 0
     @Option(help: "Bytes per cached key/value entry (2: 16-bit, as these models are served).")
     var kvBytes = 2
+
+    func validate() throws {
+        try check(decodeAfter, in: 0...1_000_000, "--decode-after")
+        try check(kvBytes, in: 1...8, "--kv-bytes")
+    }
     @Option(help: "Output: table, json or csv.")
     var format: CountFormat = .table
 

@@ -13,6 +13,8 @@ struct Graph: ParsableCommand {
     @Option(help: "Vision grid side G (patches per crop side).")
     var grid = 24
 
+    func validate() throws { try check(grid, in: 1...512, "--grid") }
+
     func run() throws {
         let config = try decoderShape(model)
         let graph = try reportingBadInput {

@@ -10,7 +10,10 @@ struct Squeeze: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: error)
+            // A usage or validation error is bad input too: status 2, as for every other one.
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
         }
     }
 
@@ -26,7 +29,13 @@ struct ComputeOptions: ParsableArguments {
     @Option(help: "OpenBLAS threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    func apply() { BLAS.threads = max(1, threads) }
+    func validate() throws { try check(threads, in: 1...1024, "--threads") }
+    func apply() { BLAS.threads = threads }
+}
+
+/// Refuses an option's value outside its bounds, before anything is allocated or run.
+func check<T: Comparable>(_ value: T, in range: ClosedRange<T>, _ option: String) throws {
+    guard range.contains(value) else { throw ValidationError("\(option) must be \(range.lowerBound) to \(range.upperBound), got \(value)") }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -41,6 +41,17 @@ struct Train: ParsableCommand {
     var out: String
     @OptionGroup var compute: ComputeOptions
 
+    func validate() throws {
+        for (value, option) in [(steps, "--steps"), (languageSteps, "--language-steps"), (stage1Steps, "--stage1-steps")] {
+            if let value { try check(value, in: 0...10_000_000, option) }
+        }
+        if let batchSize { try check(batchSize, in: 1...4096, "--batch-size") }
+        if let checkpointEvery { try check(checkpointEvery, in: 1...10_000_000, "--checkpoint-every") }
+        if let grid { try check(grid, in: 1...512, "--grid") }
+        if let turns { try check(turns, in: 1...64, "--turns") }
+        if let learningRate, !(learningRate.isFinite && learningRate > 0) { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
+    }
+
     func run() throws {
         compute.apply()
         let name = preset

@@ -23,6 +23,13 @@ struct TrainToy: ParsableCommand {
     var learningRate: Float = 3e-3
     @Option(help: "Linear warm-up steps before the cosine decay.")
     var warmup = 20
+
+    func validate() throws {
+        try check(steps, in: 0...10_000_000, "--steps")
+        try check(batchSize, in: 1...4096, "--batch-size")
+        try check(warmup, in: 0...10_000_000, "--warmup")
+        guard learningRate.isFinite, learningRate > 0 else { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
+    }
     @Option(help: "Seed for weights and data.")
     var seed: UInt64 = 1
     @Option(help: "Start from this checkpoint instead of fresh weights (its shape overrides --model).")

@@ -19,6 +19,12 @@ struct VariantOptions: ParsableArguments {
 
     var layout: TokenLayout { TokenLayout(grid: grid, crops: crops, system: 0, question: text) }
 
+    func validate() throws {
+        try check(grid, in: 1...512, "--grid")
+        try check(crops, in: 1...16, "--crops")
+        try check(text, in: 0...100_000, "--text")
+    }
+
     /// The compiled variant for `config` (the named model's unless given); bad input exits with status 2.
     func compile(for config: LlamaConfig? = nil) throws -> (config: LlamaConfig, spec: VariantSpec, graph: LayerGraph) {
         try reportingBadInput {

@@ -151,8 +151,11 @@ final class ManifestTests: XCTestCase {
         XCTAssertTrue(try error("preset: tiny\ntrainig: {steps: 3}\n").contains("unknown key 'trainig'"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {stepz: 3}\n").hasPrefix("m.yaml:2:12: unknown key 'stepz' in training"))
         XCTAssertTrue(try error("preset: tiny\ntraining: {steps: many}\n").hasPrefix("m.yaml:2:19: training.steps: expected an integer"))
-        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 0}\n").contains("≥ 1, got 0"))
-        XCTAssertTrue(try error("preset: tiny\ntraining: {turns: 0}\n").hasPrefix("m.yaml:2:19: training.turns: expected an integer ≥ 1, got 0"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 0}\n").contains("from 1 to 10000000, got 0"))
+        XCTAssertTrue(try error("preset: tiny\ntraining: {turns: 0}\n").hasPrefix("m.yaml:2:19: training.turns: expected an integer from 1 to 64, got 0"))
+        // Bounds before anything is allocated or run.
+        XCTAssertTrue(try error("preset: tiny\ntraining: {steps: 9223372036854775807}\n").hasPrefix("m.yaml:2:19: training.steps: expected an integer from 1 to 10000000"))
+        XCTAssertTrue(try error("preset: tiny\nevaluation: {samples: 9223372036854775807}\n").contains("evaluation.samples: expected an integer from 1 to 100000"))
         // A layer past the last (tiny has 4) and r not dividing the grid (tiny's is 4).
         XCTAssertTrue(try error("preset: tiny\nsweep:\n  variant: [baseline, 'skip-vattn@from:9']\n").hasPrefix("m.yaml:3:23: variant 'skip-vattn@from:9'"))
         XCTAssertTrue(try error("preset: tiny\nvariant: 'proxyv(r=3)@from:1'\n").hasPrefix("m.yaml:2:10: variant 'proxyv(r=3)@from:1'"))
