@@ -59,7 +59,9 @@ public struct SafetensorsFile {
             guard offsets[1] <= payload.count else {
                 throw fail("tensor '\(name)': data ends at byte \(offsets[1]) but only \(payload.count) bytes follow the header: truncated file")
             }
-            guard offsets[1] - offsets[0] == shape.reduce(1, *) * size else {
+            let elements = shape.reduce((1, false)) { r, n in let m = r.0.multipliedReportingOverflow(by: n); return (m.partialValue, r.1 || m.overflow) }
+            let bytes = elements.0.multipliedReportingOverflow(by: size)
+            guard !elements.1, !bytes.overflow, offsets[1] - offsets[0] == bytes.partialValue else {
                 throw fail("tensor '\(name)': \(offsets[1] - offsets[0]) bytes do not hold a \(dtype) tensor of shape \(shape)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])

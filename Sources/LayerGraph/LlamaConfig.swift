@@ -25,9 +25,10 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     /// Problems with the shape, as sentences; empty when it is usable.
     public var problems: [String] {
         var p: [String] = []
-        for (name, v) in [("hidden", hidden), ("layers", layers), ("heads", heads), ("kv_heads", kvHeads),
-                          ("ffn", ffn), ("vocab", vocab)] where v <= 0 {
-            p.append("\(name) must be positive, got \(v)")
+        // Bounds far above any real model, so that counts and allocations cannot overflow.
+        for (name, v, most) in [("hidden", hidden, 1 << 16), ("layers", layers, 1 << 10), ("heads", heads, 1 << 10), ("kv_heads", kvHeads, 1 << 10),
+                                ("ffn", ffn, 1 << 18), ("vocab", vocab, 1 << 22)] where v <= 0 || v > most {
+            p.append("\(name) must be 1 to \(most), got \(v)")
         }
         if heads > 0, hidden % heads != 0 { p.append("hidden \(hidden) is not a multiple of heads \(heads)") }
         if heads > 0, hidden % heads == 0, headDim % 2 != 0 { p.append("head size \(headDim) must be even for RoPE") }

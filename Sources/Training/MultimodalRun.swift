@@ -153,7 +153,7 @@ public final class MultimodalRun {
     }
 
     /// The run configuration a file of this run was written with.
-    static func savedConfig(_ file: SafetensorsFile) throws -> MultimodalRunConfig {
+    public static func savedConfig(_ file: SafetensorsFile) throws -> MultimodalRunConfig {
         guard let json = file.metadata["squeeze.run"] else {
             throw RunError(file: file.path, problem: "metadata lacks the run configuration ('squeeze.run')")
         }

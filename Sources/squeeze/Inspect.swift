@@ -1,6 +1,7 @@
 import ArgumentParser
 import Decoder
 import Foundation
+import Training
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,14 +11,22 @@ struct Inspect: ParsableCommand {
     var file: String
 
     func run() throws {
-        let (checkpoint, model) = try reportingBadInput { () throws -> (SafetensorsFile, LlamaModel) in
-            (try SafetensorsFile(path: file), try LlamaModel.load(from: file))
-        }
-        let c = model.config
+        let checkpoint = try reportingBadInput { try SafetensorsFile(path: file) }
         print("\(file)")
-        print("  hidden \(c.hidden), layers \(c.layers), heads \(c.heads) (kv \(c.kvHeads)), ffn \(c.ffn), vocab \(c.vocab), "
-              + "rope theta \(c.ropeTheta), norm eps \(c.normEps), tied embeddings \(c.tiedEmbeddings)")
-        print("  \(model.parameterCount) parameters in \(checkpoint.entries.count) tensors")
+        if checkpoint.metadata["squeeze.run"] != nil {
+            // A multimodal run's model or checkpoint (`squeeze train`): its run configuration.
+            let run = try reportingBadInput { try MultimodalRun.savedConfig(checkpoint) }
+            print("  a multimodal run: preset \(run.preset), variant \(run.variant), seed \(run.seed), grid \(run.grid), patch \(run.patch), "
+                  + "crops \(run.crops); steps \(run.languageSteps) + \(run.stage1Steps) + \(run.stage2Steps), batch \(run.batchSize)"
+                  + (checkpoint.metadata["squeeze.step"].map { "; written at step \($0)" } ?? ""))
+        } else {
+            let c = try reportingBadInput { try LlamaModel.load(from: file) }.config
+            print("  hidden \(c.hidden), layers \(c.layers), heads \(c.heads) (kv \(c.kvHeads)), ffn \(c.ffn), vocab \(c.vocab), "
+                  + "rope theta \(c.ropeTheta), norm eps \(c.normEps), tied embeddings \(c.tiedEmbeddings)")
+        }
+        let weights = checkpoint.entries.filter { !$0.key.hasPrefix("adam.") }
+        print("  \(weights.values.reduce(0) { $0 + $1.shape.reduce(1, *) }) parameters in \(weights.count) tensors"
+              + (weights.count < checkpoint.entries.count ? " (and \(checkpoint.entries.count - weights.count) optimiser moments)" : ""))
         for name in checkpoint.entries.keys.sorted() {
             let e = checkpoint.entries[name]!
             print("  \(name)  \(e.dtype) \(e.shape)")

@@ -98,7 +98,18 @@ final class CLITests: XCTestCase {
             (["sweep", "/nonexistent.yaml"], "/nonexistent.yaml"),
             (["flops", "--no-such-option"], "Unknown option '--no-such-option'"),
         ]
-        for c in cases {
+        // Bad files: a config with an absurd width, a safetensors header whose shape overflows.
+        let config = folder.appendingPathComponent("config.json").path, header = folder.appendingPathComponent("bad.safetensors").path
+        try #"{"hidden_size": 1099511627776, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008, "vocab_size": 32000}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let json = Data(#"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#.utf8)
+        var length = UInt64(json.count).littleEndian
+        try (Data(bytes: &length, count: 8) + json + Data(count: 4)).write(to: URL(fileURLWithPath: header))
+        let files: [(arguments: [String], message: String)] = [
+            (["flops", "--config", config], "\(config): hidden must be 1 to 65536"),
+            (["inspect", header], "\(header): tensor 'w': 4 bytes do not hold"),
+        ]
+        for c in cases + files {
             let r = try squeeze(c.arguments)
             XCTAssertEqual(r.status, 2, "\(c.arguments.joined(separator: " ").prefix(80)): \(r.err.prefix(300))")
             XCTAssertTrue(r.err.contains(c.message), "\(c.arguments.joined(separator: " ").prefix(80)): \(r.err.prefix(300))")
@@ -204,6 +215,9 @@ final class CLITests: XCTestCase {
         XCTAssertNotNil(json["score_fine_standard_error"] as? Double)
         XCTAssertNotNil((json["benchmarks"] as! [String: [String: Any]])["pope"]?["standard_error"] as? Double)
         XCTAssertEqual(try squeeze("eval", folder.path).status, 2, "no run there")
+        let inspected = try squeeze("inspect", whole + "/model.safetensors")
+        XCTAssertEqual(inspected.status, 0, inspected.err)
+        XCTAssertTrue(inspected.out.contains("a multimodal run: preset tiny"), inspected.out)
         // Training-free: another variant at inference, against the run itself as the baseline.
         let tf = try squeeze("eval", whole, "--benchmarks", "ocr", "--samples", "2", "--format", "json", "--threads", "1",
                              "--variant", "mask-vv@from:1", "--baseline", killed)
