@@ -31,8 +31,14 @@ public struct LmmsEvalImport {
     /// paper's (5 crops of 24×24 and 50 text tokens unless given).
     public init(path: String, model: String, variant: String, mode: String, crops: Int = 5, grid: Int = 24, text: Int = 50) throws {
         func fail(_ problem: String) -> Failure { Failure(file: path, problem: problem) }
+        guard RunMode(rawValue: mode) != nil else { throw fail("--mode '\(mode)': expected one of \(RunMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+        guard (1...16).contains(crops), (1...512).contains(grid), (0...100_000).contains(text) else {
+            throw fail("--crops must be 1 to 16, --grid 1 to 512, --text 0 to 100000")
+        }
         guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot be read") }
-        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("is not a JSON object") }
+        // lmms-eval writes NaN for scores it could not compute; JSON has no NaN, so read it as null.
+        let decoded = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "NaN", with: "null")
+        guard let json = try? JSONSerialization.jsonObject(with: Data(decoded.utf8)) as? [String: Any] else { throw fail("is not a JSON object") }
         guard let results = json["results"] as? [String: Any], !results.isEmpty else {
             throw fail("has no \"results\" object of tasks (expected lmms-eval's *_results.json)")
         }
@@ -48,10 +54,13 @@ public struct LmmsEvalImport {
         var benchmarks: [BenchmarkRecord] = []
         for (task, value) in results.sorted(by: { $0.key < $1.key }) {
             guard let metrics = value as? [String: Any] else { throw fail("results.\(task) is not an object of metrics") }
+            guard !task.isEmpty, !task.contains("/"), task.count <= 200 else { throw fail("results: '\(task.prefix(200))' is not a task name (no '/', at most 200 characters)") }
             // "anls,none" → anls; stderr entries and non-numbers are not scores.
             var scores: [String: Double] = [:]
             for (key, v) in metrics where !key.contains("_stderr") {
                 guard let number = (v as? NSNumber)?.doubleValue, !(v is Bool) else { continue }
+                // Fractions (lmms-eval's 0…1), percentages, or summed scores such as MME's (at most 2,800).
+                guard number.isFinite, (0...10_000).contains(number) else { throw fail("results.\(task).\(key): \(number) is not a score (expected 0 to 10000)") }
                 scores[String(key.split(separator: ",").first ?? "")] = number
             }
             guard !scores.isEmpty else { continue }

@@ -269,5 +269,24 @@ final class StoreTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("lacks relaxed_overall"))
         }
         XCTAssertThrowsError(try LmmsEvalImport(path: path, model: "tiny", variant: "baseline", mode: "full"))
+        // Bad files and settings, each refused with what is wrong.
+        let bad: [(json: String, mode: String, message: String)] = [
+            (#"{"results": {"pope": {"pope_f1_score,none": 1e308}}}"#, "full", "1e+308 is not a score"),
+            (#"{"results": {"pope": {"pope_f1_score,none": -0.5}}}"#, "full", "-0.5 is not a score"),
+            (#"{"results": {"a/b": {"acc,none": 0.5}}}"#, "full", "'a/b' is not a task name"),
+            (#"{"results": {"pope": {"pope_f1_score,none": 0.5}}}"#, "weird", "--mode 'weird'"),
+            (#"{"results": {"pope": {"pope_f1_score,none": 0.8, "pope_accuracy,none": NaN}}}"#, "full", ""),
+        ]
+        for c in bad {
+            try c.json.write(toFile: path, atomically: true, encoding: .utf8)
+            if c.message.isEmpty {
+                // lmms-eval's NaN is read as no score, not as a broken file.
+                XCTAssertEqual(try LmmsEvalImport(path: path, model: "vicuna-7b", variant: "baseline", mode: c.mode).record.benchmarks.first?.headline, 0.8)
+                continue
+            }
+            XCTAssertThrowsError(try LmmsEvalImport(path: path, model: "vicuna-7b", variant: "baseline", mode: c.mode), c.json) {
+                XCTAssertTrue("\($0)".contains(c.message), "\($0)")
+            }
+        }
     }
 }
