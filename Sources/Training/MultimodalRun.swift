@@ -128,6 +128,10 @@ public final class MultimodalRun {
                 trainer = makeTrainer(stage: stage)
             }
             let batch = config.batch(step: step), r = trainer!.train(on: batch, weights: batch.map { config.lossWeights[$0.task] ?? 1 }, seeingImages: stage > 0)
+            // A diverged step stops the run; its last checkpoint (written before it) stays as it was.
+            guard r.loss.isFinite, r.gradientNorm.isFinite else {
+                throw RunError(file: directory, problem: "training diverged at step \(step) (stage \(stage)): loss \(r.loss), gradient norm \(r.gradientNorm); the last checkpoint is kept")
+            }
             step += 1
             // Each task's mean loss in the step (empty where the batch had none of it).
             let byTask = Dictionary(grouping: zip(batch, r.sampleLosses), by: \.0.task).mapValues { $0.map(\.1).reduce(0, +) / Float($0.count) }

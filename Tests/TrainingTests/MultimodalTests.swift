@@ -198,6 +198,27 @@ final class MultimodalTests: XCTestCase {
         XCTAssertNotEqual(modules(finetuned), fresh, "stage 2 trains the variant's modules")
     }
 
+    /// A run whose loss becomes NaN or infinite stops at that step and says so; the checkpoint
+    /// written before it is kept unchanged.
+    func testADivergedRunStopsAndKeepsItsLastCheckpoint() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diverge-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var config = MultimodalRunConfig.preset("tiny", seed: 2)!
+        (config.stage1Steps, config.stage2Steps, config.batchSize, config.checkpointEvery) = (1, 30, 2, 1)
+        config.stage2LearningRate = 1e30
+        let run = try MultimodalRun(config: config, directory: folder)
+        var diverged = -1
+        XCTAssertThrowsError(try run.train()) { error in
+            XCTAssertTrue("\(error)".contains("training diverged at step"), "\(error)")
+            diverged = Int("\(error)".components(separatedBy: "diverged at step ").last!.prefix { $0.isNumber }) ?? -1
+        }
+        // The checkpoint is the one written after the last finite step, its weights finite.
+        let checkpoint = try SafetensorsFile(path: folder + "/checkpoint.safetensors")
+        XCTAssertEqual(checkpoint.metadata["squeeze.step"], String(diverged))
+        for name in checkpoint.entries.keys { XCTAssertTrue(try checkpoint.tensor(name).array.allSatisfy(\.isFinite), name) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.modelPath))
+    }
+
     func testTinyLearnsTheEasyTaskAboveChance() throws {
         var run = MultimodalRunConfig.preset("tiny", seed: 5)!
         (run.crops, run.stage2Steps) = (1, 200)
