@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Runs a manifest's runs in a pool of worker processes, each run in its own process (a crash
 /// stays in its run), `jobs` at a time, each after the runs it requires. Complete runs in the
@@ -55,27 +56,43 @@ public struct Sweep {
                 if r.process.terminationStatus == 0, store.completed(id: r.run.id, config: r.run.spec.json) != nil {
                     outcomes[r.run.id] = .ran
                     say(String(format: "[%d/%d] done %@ %@ in %.0f s", finished, total, r.run.id, r.run.spec.label, seconds))
+                } else if r.process.terminationStatus == 75 {
+                    unlink(launchLog(of: r.run.id))   // it only said that another sweep holds the run
+                    outcomes[r.run.id] = .failed("another sweep is running it")
+                    say(String(format: "[%d/%d] FAILED %@ %@: another sweep is running it", finished, total, r.run.id, r.run.spec.label))
                 } else {
-                    let why = r.process.terminationStatus == 75 ? "another sweep is running it" : "exit status \(r.process.terminationStatus)"
-                    outcomes[r.run.id] = .failed("\(why); see \(store.logPath(of: r.run.id))")
-                    say(String(format: "[%d/%d] FAILED %@ %@ (%@): see %@", finished, total, r.run.id, r.run.spec.label, why, store.logPath(of: r.run.id)))
+                    let why = "exit status \(r.process.terminationStatus)", log = output(of: r.run.id)
+                    outcomes[r.run.id] = .failed("\(why); see \(log)")
+                    say(String(format: "[%d/%d] FAILED %@ %@ (%@): see %@", finished, total, r.run.id, r.run.spec.label, why, log))
                 }
             }
         }
         return manifest.runs.map { ($0, outcomes[$0.id] ?? .failed("not run")) }
     }
 
+    /// Starts a worker. Its output goes to a file of this sweep's own (`logs/ID.log.sweep-PID`),
+    /// which the worker renames over the run's log once it holds the run's lock: a sweep that
+    /// does not hold a run never writes the run's log.
     private func launch(_ run: PlannedRun, threads: Int) throws -> Process {
-        let logPath = store.logPath(of: run.id)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let launchLog = self.launchLog(of: run.id)
+        guard FileManager.default.createFile(atPath: launchLog, contents: nil) else {
+            throw WriteError(file: launchLog, problem: "cannot be created (\(WriteError.reason))")
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: launchLog))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: worker[0])
-        process.arguments = Array(worker.dropFirst()) + [run.id, "--threads", String(threads), "--parent", String(getpid())]
+        process.arguments = Array(worker.dropFirst()) + [run.id, "--threads", String(threads), "--parent", String(getpid()), "--launch-log", launchLog]
         process.standardOutput = log
         process.standardError = log
         try process.run()
         return process
+    }
+
+    private func launchLog(of id: String) -> String { store.logPath(of: id) + ".sweep-\(getpid())" }
+
+    /// Where a finished worker's output is: the run's log if it took the run, else this sweep's file.
+    private func output(of id: String) -> String {
+        FileManager.default.fileExists(atPath: launchLog(of: id)) ? launchLog(of: id) : store.logPath(of: id)
     }
 }
 

@@ -18,6 +18,7 @@ struct SweepCommand: ParsableCommand {
     var noReport = false
     @Option(help: .hidden) var only: String?
     @Option(help: .hidden) var parent: Int32?
+    @Option(help: .hidden) var launchLog: String?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -58,6 +59,8 @@ struct SweepCommand: ParsableCommand {
             throw ExitCode(75)
         }
         defer { withExtendedLifetime(lock) {} }
+        // Holding the lock, this worker's output (so far in its sweep's own file) becomes the run's log.
+        if let launchLog { rename(launchLog, store.logPath(of: id)) }
         if store.completed(id: id, config: run.spec.json) != nil { return print("\(id) is already complete") }
         print("run \(id): \(run.spec.json)")
         try reportingBadInput { try RunExecutor(store: store).execute(run) { print($0); fflush(stdout) } }

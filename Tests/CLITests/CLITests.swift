@@ -329,6 +329,34 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: results + "/table4_proxyv.csv", encoding: .utf8), table)
     }
 
+    /// A sweep that finds a run held by another process neither runs it nor touches its files:
+    /// its log stays as the holder wrote it, and nothing of the losing sweep is left behind.
+    func testASweepThatDoesNotHoldARunLeavesItsLogAlone() throws {
+        let store = folder.appendingPathComponent("store").path, manifest = folder.appendingPathComponent("one.yaml").path
+        try """
+            store: \(store)
+            results: \(folder.appendingPathComponent("results").path)
+            preset: tiny
+            training: {stage1_steps: 1, steps: 1, batch_size: 2}
+            evaluation: {benchmarks: [ocr], samples: 1}
+            sweep: {variant: [baseline]}
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let id = String(try squeeze("sweep", manifest, "--dry-run").out.split(separator: "\n")[2].prefix(16))
+        try FileManager.default.createDirectory(atPath: store + "/work", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: store + "/logs", withIntermediateDirectories: true)
+        try "the holder's log\n".write(toFile: "\(store)/logs/\(id).log", atomically: true, encoding: .utf8)
+        // Another process holds the run: this test, with the lock a worker takes.
+        let descriptor = open("\(store)/work/\(id).lock", O_CREAT | O_RDWR, 0o644)
+        defer { close(descriptor) }
+        XCTAssertEqual(flock(descriptor, LOCK_EX | LOCK_NB), 0)
+        let r = try squeeze("sweep", manifest, "--no-report", "--threads", "1")
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.out.contains("another sweep is running it"), r.out)
+        XCTAssertEqual(try String(contentsOfFile: "\(store)/logs/\(id).log", encoding: .utf8), "the holder's log\n")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store + "/logs"), ["\(id).log"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(store)/\(id).h5"))
+    }
+
     /// The benchmark's FLOPs are the analytic count, and the products that ran add up to it.
     func testBenchTrainReportsThroughputAsJSON() throws {
         let r = try squeeze("bench", "train", "--model", "tiny", "--batch-size", "2", "--sequence-length", "16",
