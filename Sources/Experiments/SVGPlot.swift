@@ -133,11 +133,13 @@ extension Report {
     /// A table's rows as points (rows without both numbers left out), each with its row index
     /// and the y column's interval (`y_low`, `y_high`) where it has one.
     static func points(_ table: Table, x: String, y: String, where keep: (Int) -> Bool) -> [(row: Int, point: (x: Double, y: Double), error: (low: Double, high: Double)?)] {
-        let (xs, ys) = (table.column(x), table.column(y))
-        func number(_ column: String, _ i: Int) -> Double? { table.header.contains(column) ? table.column(column)[i].flatMap(Double.init) : nil }
+        func numbers(_ column: String) -> [Double?] {
+            table.header.contains(column) ? table.column(column).map { $0.flatMap(Double.init) } : Array(repeating: nil, count: table.rows.count)
+        }
+        let (xs, ys, lows, highs) = (numbers(x), numbers(y), numbers(y + "_low"), numbers(y + "_high"))
         return xs.indices.compactMap { i in
-            guard keep(i), let px = xs[i].flatMap(Double.init), let py = ys[i].flatMap(Double.init) else { return nil }
-            let error = number(y + "_low", i).flatMap { lo in number(y + "_high", i).map { (low: lo, high: $0) } }
+            guard keep(i), let px = xs[i], let py = ys[i] else { return nil }
+            let error = lows[i].flatMap { lo in highs[i].map { (low: lo, high: $0) } }
             return (row: i, point: (x: px, y: py), error: error)
         }
     }
