@@ -86,6 +86,7 @@ public struct RunExecutor {
             if saved == config { return try MultimodalRun.load(directory: finished) }
         }
         let training = try MultimodalRun(config: config, directory: directory)
+        if let step = training.checkpointStep { log("\(run.id) resumes its training from the checkpoint at step \(step) of \(config.totalSteps)") }
         var lastLogged = Date.distantPast
         try training.train { r in
             if Date().timeIntervalSince(lastLogged) > 10 || r.step + 1 == config.totalSteps {

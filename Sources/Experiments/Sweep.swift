@@ -26,6 +26,32 @@ public struct Sweep {
         manifest.runs.map { ($0, store.completed(id: $0.id, config: $0.spec.json) != nil) }
     }
 
+    /// Where Slurm submissions write their scripts and logs: `<store>/slurm`, as an absolute path
+    /// (Slurm names scripts by theirs).
+    public var slurmDirectory: String {
+        URL(fileURLWithPath: store.directory).appendingPathComponent("slurm").standardizedFileURL.path
+    }
+
+    /// Each run's state: complete in the store; running (its lock's holder); queued in Slurm
+    /// (`queue`, the user's Slurm jobs, of which those running this store's scripts count);
+    /// failed (it has a log, and nothing runs it); or to run.
+    public func states(queue: [Slurm.QueuedJob] = []) -> [(run: PlannedRun, state: RunState)] {
+        var slurmJobs: [String: Slurm.QueuedJob] = [:]
+        for job in queue where (job.script as NSString).deletingLastPathComponent == slurmDirectory {
+            guard let task = job.jobID.split(separator: "_").last.flatMap({ Int($0) }),
+                  let runs = SlurmSubmission.runs(ofScript: job.script), runs.indices.contains(task) else { continue }
+            slurmJobs[runs[task]] = job
+        }
+        return manifest.runs.map { run in
+            if store.completed(id: run.id, config: run.spec.json) != nil { return (run, .complete) }
+            let job = slurmJobs[run.id]
+            if let holder = RunLock.holder(of: store.workDirectory(of: run.id) + ".lock") { return (run, .running(holder: holder, job: job?.jobID)) }
+            if let job { return (run, job.state == "RUNNING" ? .running(holder: "Slurm job \(job.jobID), starting", job: job.jobID) : .queued(job)) }
+            if let last = lastLine(ofFile: store.logPath(of: run.id)) { return (run, .failed(lastLine: last)) }
+            return (run, .toRun)
+        }
+    }
+
     /// Runs what is not complete; returns each run's outcome in manifest order.
     public func run(jobs: Int, threadsPerJob: Int, say: (String) -> Void) throws -> [(PlannedRun, Outcome)] {
         try FileManager.default.createDirectory(atPath: (store.directory as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)
@@ -96,20 +122,79 @@ public struct Sweep {
     }
 }
 
-/// Exclusive ownership of a run while it executes: an advisory lock the kernel releases when
-/// the process dies, so two sweeps never write one run.
+/// Where a run of a sweep stands.
+public enum RunState: Equatable, Sendable {
+    case complete
+    /// A worker holds the run: who (host, process, Slurm job), and the Slurm job if Slurm runs it.
+    case running(holder: String, job: String?)
+    case queued(Slurm.QueuedJob)
+    /// It has a log but is neither complete nor running: the log's last line says why.
+    case failed(lastLine: String)
+    case toRun
+
+    /// Whether a submission has to queue it.
+    public var needsSubmitting: Bool {
+        switch self { case .failed, .toRun: return true; case .complete, .running, .queued: return false }
+    }
+}
+
+/// The last line of a text file that is not empty; nil for a missing or empty file.
+func lastLine(ofFile path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    let size = (try? handle.seekToEnd()) ?? 0
+    try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+    let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    return tail.split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(String.init)
+}
+
+/// Exclusive ownership of a run while it executes: an open-file-description lock (Linux's
+/// `F_OFD_SETLK`), which the kernel releases when the process dies and NFS carries between
+/// nodes, so two sweeps — on one machine or on a cluster's nodes — never write one run. Unlike
+/// `flock`, it can be asked who holds it without taking it (`holder(of:)`), so a `--status`
+/// never makes a starting worker think the run is taken. The holder writes who it is into the file.
 public final class RunLock {
     private let descriptor: Int32
+    // glibc defines these only under _GNU_SOURCE, which Swift's Glibc module does not set; they are Linux's ABI.
+    private static let getLock: Int32 = 36, setLock: Int32 = 37, setLockWaiting: Int32 = 38
 
     /// Nil when another process holds it (unless `waiting`, which waits for it) or the file cannot be made.
     public init?(path: String, waiting: Bool = false) {
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         descriptor = open(path, O_CREAT | O_RDWR, 0o644)
         guard descriptor >= 0 else { return nil }
-        guard flock(descriptor, waiting ? LOCK_EX : LOCK_EX | LOCK_NB) == 0 else { close(descriptor); return nil }
+        var lock = RunLock.wholeFile(F_WRLCK)
+        guard fcntl(descriptor, waiting ? RunLock.setLockWaiting : RunLock.setLock, &lock) == 0 else { close(descriptor); return nil }
+        let me = "\(ProcessInfo.processInfo.hostName) pid \(getpid())" + (RunLock.slurmJob.map { " (Slurm job \($0))" } ?? "") + "\n"
+        if ftruncate(descriptor, 0) == 0 { _ = me.withCString { write(descriptor, $0, strlen($0)) } }
     }
 
     deinit { close(descriptor) }
+
+    /// This process's Slurm job as squeue names it (`12_3` for a task of an array), if it is one.
+    static var slurmJob: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let array = env["SLURM_ARRAY_JOB_ID"], let task = env["SLURM_ARRAY_TASK_ID"] { return "\(array)_\(task)" }
+        return env["SLURM_JOB_ID"]
+    }
+
+    /// Who holds the lock at `path` (as the holder wrote it), or nil if nobody does.
+    public static func holder(of path: String) -> String? {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var lock = wholeFile(F_WRLCK)
+        guard fcntl(descriptor, getLock, &lock) == 0, lock.l_type != Int16(F_UNLCK) else { return nil }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return text.isEmpty ? "another process" : text
+    }
+
+    private static func wholeFile(_ type: Int32) -> flock {
+        var lock = flock()
+        lock.l_type = Int16(type)
+        lock.l_whence = Int16(SEEK_SET)
+        return lock
+    }
 }
 
 /// A worker whose sweep process dies exits too, instead of running on unsupervised.

@@ -99,6 +99,11 @@ public final class MultimodalRun {
     var logPath: String { (directory as NSString).appendingPathComponent("train_log.csv") }
     public var modelPath: String { (directory as NSString).appendingPathComponent("model.safetensors") }
 
+    /// The step the directory's checkpoint was written at; nil if there is none.
+    public var checkpointStep: Int? {
+        (try? SafetensorsFile(path: checkpointPath)).flatMap { Int($0.metadata["squeeze.step"] ?? "") }
+    }
+
     /// Trains to the end, resuming from a checkpoint if there is one; `report` sees every step.
     public func train(report: (StepReport) -> Void = { _ in }) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -122,24 +127,29 @@ public final class MultimodalRun {
             log = (try? String(contentsOfFile: logPath, encoding: .utf8))
                 .map { $0.split(separator: "\n").prefix(step + 1).joined(separator: "\n") + "\n" } ?? log
         }
-        while step < config.totalSteps {
-            let stage = config.stage(at: step)
-            if trainer == nil || step > 0 && config.stage(at: step - 1) != stage {
-                trainer = makeTrainer(stage: stage)
-            }
-            let batch = config.batch(step: step), r = trainer!.train(on: batch, weights: batch.map { config.lossWeights[$0.task] ?? 1 }, seeingImages: stage > 0)
-            // A diverged step stops the run; its last checkpoint (written before it) stays as it was.
-            guard r.loss.isFinite, r.gradientNorm.isFinite else {
-                throw RunError(file: directory, problem: "training diverged at step \(step) (stage \(stage)): loss \(r.loss), gradient norm \(r.gradientNorm); the last checkpoint is kept")
-            }
-            step += 1
-            // Each task's mean loss in the step (empty where the batch had none of it).
-            let byTask = Dictionary(grouping: zip(batch, r.sampleLosses), by: \.0.task).mapValues { $0.map(\.1).reduce(0, +) / Float($0.count) }
-            log += "\(step - 1),\(stage),\(r.loss),\(r.gradientNorm),\(r.learningRate)," + tasks.map { byTask[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
-            report(StepReport(step: step - 1, loss: r.loss, gradientNorm: r.gradientNorm, learningRate: r.learningRate, tokens: r.tokens))
-            if step % max(1, config.checkpointEvery) == 0 || step == config.totalSteps {
-                try DurableWrite.replace(logPath, with: Data(log.utf8))
-                try saveCheckpoint(step: step, optimizer: trainer!.optimization.optimizer)
+        // A stop request (StopRequest) ends the run at a step's end, with a checkpoint of it.
+        try StopRequest.shared.whileTraining {
+            while step < config.totalSteps {
+                let stage = config.stage(at: step)
+                if trainer == nil || step > 0 && config.stage(at: step - 1) != stage {
+                    trainer = makeTrainer(stage: stage)
+                }
+                let batch = config.batch(step: step), r = trainer!.train(on: batch, weights: batch.map { config.lossWeights[$0.task] ?? 1 }, seeingImages: stage > 0)
+                // A diverged step stops the run; its last checkpoint (written before it) stays as it was.
+                guard r.loss.isFinite, r.gradientNorm.isFinite else {
+                    throw RunError(file: directory, problem: "training diverged at step \(step) (stage \(stage)): loss \(r.loss), gradient norm \(r.gradientNorm); the last checkpoint is kept")
+                }
+                step += 1
+                // Each task's mean loss in the step (empty where the batch had none of it).
+                let byTask = Dictionary(grouping: zip(batch, r.sampleLosses), by: \.0.task).mapValues { $0.map(\.1).reduce(0, +) / Float($0.count) }
+                log += "\(step - 1),\(stage),\(r.loss),\(r.gradientNorm),\(r.learningRate)," + tasks.map { byTask[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
+                report(StepReport(step: step - 1, loss: r.loss, gradientNorm: r.gradientNorm, learningRate: r.learningRate, tokens: r.tokens))
+                let stopping = StopRequest.shared.isRequested
+                if step % max(1, config.checkpointEvery) == 0 || step == config.totalSteps || stopping {
+                    try DurableWrite.replace(logPath, with: Data(log.utf8))
+                    try saveCheckpoint(step: step, optimizer: trainer!.optimization.optimizer)
+                }
+                if stopping && step < config.totalSteps { throw TrainingStopped(directory: directory, step: step, totalSteps: config.totalSteps) }
             }
         }
         try SafetensorsFile.write(floats: model.parameters.map { ($0.name, $0.value) }, metadata: try metadata(step: step), to: modelPath)

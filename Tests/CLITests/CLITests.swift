@@ -4,33 +4,10 @@ import XCTest
 
 /// The `squeeze` executable as a user runs it.
 final class CLITests: XCTestCase {
-    struct Result { let status: Int32; let out: String; let err: String }
-
-    static var binary: URL {
-        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }
-            .map { $0.bundleURL.deletingLastPathComponent() } ?? Bundle.main.bundleURL
-        return products.appendingPathComponent("squeeze")
-    }
-
-    func squeeze(_ arguments: String...) throws -> Result { try squeeze(arguments) }
-
-    func squeeze(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Both pipes drained at once: a long stderr must not block the child while stdout is read.
-        final class Drained: @unchecked Sendable { var data = Data() }   // written before the semaphore, read after
-        let e = Drained(), drained = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { e.data = err.fileHandleForReading.readDataToEndOfFile(); drained.signal() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        drained.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e.data, as: UTF8.self))
-    }
+    typealias Result = SqueezeResult
+    static var binary: URL { squeezeBinary }
+    func squeeze(_ arguments: String...) throws -> Result { try runSqueeze(arguments) }
+    func squeeze(_ arguments: [String]) throws -> Result { try runSqueeze(arguments) }
 
     var folder: URL!
     override func setUpWithError() throws {
@@ -345,10 +322,16 @@ final class CLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: store + "/work", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: store + "/logs", withIntermediateDirectories: true)
         try "the holder's log\n".write(toFile: "\(store)/logs/\(id).log", atomically: true, encoding: .utf8)
-        // Another process holds the run: this test, with the lock a worker takes.
+        // Another process holds the run: this test, with the lock a worker takes (an
+        // open-file-description lock, F_OFD_SETLK = 37), saying who it is.
         let descriptor = open("\(store)/work/\(id).lock", O_CREAT | O_RDWR, 0o644)
         defer { close(descriptor) }
-        XCTAssertEqual(flock(descriptor, LOCK_EX | LOCK_NB), 0)
+        var lock = flock()
+        (lock.l_type, lock.l_whence) = (Int16(F_WRLCK), Int16(SEEK_SET))
+        XCTAssertEqual(fcntl(descriptor, 37, &lock), 0)
+        _ = "the test's process\n".withCString { write(descriptor, $0, strlen($0)) }
+        let status = try squeeze("sweep", manifest, "--status")
+        XCTAssertTrue(status.out.contains("\(id)  running   baseline · seed 1 — the test's process"), status.out)
         let r = try squeeze("sweep", manifest, "--no-report", "--threads", "1")
         XCTAssertEqual(r.status, 1, r.err)
         XCTAssertTrue(r.out.contains("another sweep is running it"), r.out)
