@@ -73,6 +73,9 @@ final class CLITests: XCTestCase {
             (["train", "--variant-stage", "3", "--out", "/tmp/unused"], "--variant-stage 0 to 2"),
             (["report", "--store", "/nonexistent-store"], "/nonexistent-store: no run store there"),
             (["sweep", "/nonexistent.yaml"], "/nonexistent.yaml"),
+            (["sweep", "Experiments/tiny.yaml", "--slurm", "--throttle", "0"], "--throttle must be 1 to 100000"),
+            (["sweep", "Experiments/tiny.yaml", "--slurm", "--time", "2 h"], "--time must be one word without quotes"),
+            (["sweep", "Experiments/tiny.yaml", "--partition", "cpu"], "--partition, --account, --throttle, --time and --mem go with --slurm"),
             (["flops", "--no-such-option"], "Unknown option '--no-such-option'"),
         ]
         // Bad files: a config with an absurd width, a safetensors header whose shape overflows.
