@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "squeeze", targets: ["squeeze"]),
+        .executable(name: "squeeze-fuzz", targets: ["squeeze-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,8 @@ let package = Package(
             "Kernels", "LayerGraph", "Decoder", "Accounting", "Benchmarks", "Training", "Experiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The parsers of user input under libFuzzer (scripts/fuzz.sh), or replaying a corpus.
+        .executableTarget(name: "squeeze-fuzz", dependencies: ["LayerGraph", "Decoder", "Accounting", "Experiments"]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

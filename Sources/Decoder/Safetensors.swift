@@ -26,7 +26,7 @@ public struct SafetensorsFile {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: path, problem: problem) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
-        catch { throw fail("cannot be read (\(error.localizedDescription))") }
+        catch { throw fail("cannot be read (\(WriteError.reason(of: error)))") }
         guard data.count >= 8 else { throw fail("is \(data.count) bytes long; a safetensors file starts with an 8-byte header length") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength <= UInt64(data.count - 8) else {
@@ -94,7 +94,17 @@ public struct SafetensorsFile {
         guard let e = entries[name], e.dtype == "I32" || e.dtype == "I64" else {
             throw CheckpointError(file: path, problem: "has no integer tensor '\(name)'")
         }
-        return try tensor(name).array.map { Int32($0) }
+        return try payload.withUnsafeBytes { raw in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[e.range])
+            if e.dtype == "I32" { return (0..<bytes.count / 4).map { Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } }
+            return try (0..<bytes.count / 8).map { i in
+                let value = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+                guard let narrow = Int32(exactly: value) else {
+                    throw CheckpointError(file: path, problem: "tensor '\(name)': element \(i) is \(value), outside the 32-bit range of token ids")
+                }
+                return narrow
+            }
+        }
     }
 
     /// Writes F32 tensors (and I32 integer arrays) atomically: to a temporary name, then renamed.

@@ -20,6 +20,16 @@ struct Located {
     var line: Int { node.mark?.line ?? 1 }
     var column: Int { node.mark?.column ?? 1 }
     func error(_ message: String) -> ManifestError { ManifestError(file: file, line: line, column: column, message: message) }
+
+    /// A directory to write into: a path that is not an existing file.
+    func directory() throws -> String {
+        let path = try string(expected: "a directory")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw error("'\(path)' is a file; expected a directory to write into")
+        }
+        return path
+    }
 }
 
 /// One run of a sweep: its resolved configuration and how it relates to the others.
@@ -61,8 +71,8 @@ public struct Manifest {
         let file = try ManifestFile(path: path, seen: [])
         self.path = path
         name = try file.name.map { try $0.string(expected: "a name") } ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        store = try file.store.map { try $0.string(expected: "a directory") } ?? "Results/store"
-        results = try file.results.map { try $0.string(expected: "a directory") } ?? "Results"
+        store = try file.store.map { try $0.directory() } ?? "Results/store"
+        results = try file.results.map { try $0.directory() } ?? "Results"
         modelStores = try file.models.map { try $0.directories() } ?? []
         jobs = try file.jobs.map { try $0.integer(atLeast: 1, atMost: 256) } ?? 1
         runs = try Manifest.expand(file)
@@ -71,6 +81,11 @@ public struct Manifest {
     /// The grid of the sweep over the settings, each combination resolved, checked and given its
     /// baseline; then the baselines and bases runs need, each run once.
     static func expand(_ file: ManifestFile) throws -> [PlannedRun] {
+        // The grid's size before it is built: a few axes of many values would not fit in memory.
+        let size = file.sweep.reduce(1.0) { $0 * Double($1.values.count) }
+        if size > 100_000, let place = file.sweep.max(by: { $0.values.count < $1.values.count })?.values.first?.values.first {
+            throw place.error("the sweep's grid has \(size < 1e18 ? String(Int(size)) : String(size)) combinations; at most 100000")
+        }
         var combinations: [[String: Located]] = [[:]]
         for axis in file.sweep {
             combinations = combinations.flatMap { c in axis.values.map { c.merging($0, uniquingKeysWith: { $1 }) } }

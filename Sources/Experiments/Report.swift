@@ -65,11 +65,7 @@ public struct Report {
     /// Writes every table and figure as a set (all new, or, on a failure, all as they were);
     /// returns the paths written.
     public func write(to directory: String) throws -> [String] {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw WriteError(file: directory, problem: "cannot be made a directory of reports (\(WriteError.reason))")
-        }
+        try DurableWrite.makeDirectory(directory)
         let files = self.files().map { (path: (directory as NSString).appendingPathComponent($0.name), data: Data($0.text.utf8)) }
         try DurableWrite.replaceAll(files)
         return files.map(\.path)

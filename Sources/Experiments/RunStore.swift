@@ -51,7 +51,7 @@ public struct RunStore {
     /// Writes a run's file: to `<id>.h5.partial-<pid>`, synced, read back and checked, then
     /// renamed over `<id>.h5` (`DurableWrite`): a failure leaves the old file as it was.
     public func write(_ record: RunRecord) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DurableWrite.makeDirectory(directory)
         try DurableWrite.replace(path(of: record.id), write: { try writeFile(record, to: $0) }, verify: { temporary in
             guard let back = try? StoredRun(path: temporary), back.id == record.id, back.config == record.config,
                   back.benchmarks.count == record.benchmarks.count else {

@@ -148,7 +148,7 @@ public struct SlurmSubmission {
     public func submit() throws -> [String] {
         var ids: [String] = []
         for batch in batches {
-            try FileManager.default.createDirectory(atPath: (batch.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try DurableWrite.makeDirectory((batch.path as NSString).deletingLastPathComponent)
             try DurableWrite.replace(batch.path, with: Data(batch.text.utf8))
             ids.append(try Slurm.submit(batch.path, afterAny: batch.after.map { ids[$0] } + batch.afterQueued))
         }

@@ -54,7 +54,7 @@ public struct Sweep {
 
     /// Runs what is not complete; returns each run's outcome in manifest order.
     public func run(jobs: Int, threadsPerJob: Int, say: (String) -> Void) throws -> [(PlannedRun, Outcome)] {
-        try FileManager.default.createDirectory(atPath: (store.directory as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)
+        try DurableWrite.makeDirectory((store.directory as NSString).appendingPathComponent("logs"))
         var outcomes: [String: Outcome] = [:]
         for (run, complete) in status() where complete { outcomes[run.id] = .complete }
         var waiting = manifest.runs.filter { outcomes[$0.id] == nil }

@@ -8,6 +8,19 @@ public struct WriteError: Error, CustomStringConvertible {
 
     /// Why the last system call failed, in words ("no space left on the device", …).
     public static var reason: String { String(cString: strerror(errno)).lowercased() }
+
+    /// Why a Foundation file operation failed, in the system's words (Foundation's own are vague).
+    public static func reason(of error: Error) -> String {
+        var underlying = error as NSError
+        while let next = underlying.userInfo[NSUnderlyingErrorKey] as? Error { underlying = next as NSError }
+        if underlying.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(underlying.code))).lowercased() }
+        if let path = (error as NSError).userInfo[NSFilePathErrorKey] as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return isDirectory.boolValue ? "it is a directory" : "it cannot be read" }
+            return "no such file"
+        }
+        return underlying.localizedDescription
+    }
 }
 
 /// Writes that never lose the old file: into a temporary file in the same directory, synced to
@@ -15,6 +28,14 @@ public struct WriteError: Error, CustomStringConvertible {
 /// directory synced. A failure anywhere removes the temporary file and leaves the old one as it
 /// was.
 public enum DurableWrite {
+    /// Makes a directory and its parents; a failure names it and says why in one line
+    /// (read-only file system, no space left, a file in the way), not in Foundation's terms.
+    public static func makeDirectory(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw WriteError(file: path, problem: "cannot be made a directory (\(WriteError.reason(of: error)))")
+        }
+    }
+
     /// Replaces `path` with what `write` puts in the temporary path it is given; `verify` then
     /// reads the temporary file back and throws if it is not what was meant.
     public static func replace(_ path: String, write: (String) throws -> Void, verify: (String) throws -> Void = { _ in }) throws {

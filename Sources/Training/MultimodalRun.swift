@@ -106,7 +106,7 @@ public final class MultimodalRun {
 
     /// Trains to the end, resuming from a checkpoint if there is one; `report` sees every step.
     public func train(report: (StepReport) -> Void = { _ in }) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DurableWrite.makeDirectory(directory)
         let tasks = MultimodalRunConfig.mix.map(\.name)
         var step = 0, log = "step,stage,loss,grad_norm,learning_rate," + tasks.map { "loss_" + $0 }.joined(separator: ",") + "\n"
         var trainer: MultimodalTrainer?

@@ -21,6 +21,9 @@ func writeReport(store: String, to out: String) throws {
     guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw StoreError(file: store, problem: "no run store there (expected a directory of run files); the reports are left as they were")
     }
+    if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw StoreError(file: out, problem: "is a file, not a directory for the reports; they are not written")
+    }
     let report = Report(store: RunStore(directory: store))
     let written = try report.write(to: out)
     print("\(report.runs.count) complete runs in \(store); wrote \(written.count) report files:")

@@ -49,7 +49,7 @@ struct SweepCommand: ParsableCommand {
         }
         let jobs = self.jobs ?? manifest.jobs
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
-        let outcomes = try sweep.run(jobs: jobs, threadsPerJob: max(1, compute.threads / jobs)) { print($0); fflush(stdout) }
+        let outcomes = try reportingBadInput { try sweep.run(jobs: jobs, threadsPerJob: max(1, compute.threads / jobs)) { print($0); fflush(stdout) } }
         let failed = outcomes.filter { !$0.1.succeeded }
         print("summary: \(outcomes.count - failed.count) of \(outcomes.count) runs complete" + (failed.isEmpty ? "" : ", \(failed.count) failed:"))
         for (run, outcome) in failed {

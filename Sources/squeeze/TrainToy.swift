@@ -47,7 +47,7 @@ struct TrainToy: ParsableCommand {
         guard bounds.count == 2, bounds[0] >= 1, bounds[0] <= bounds[1] else {
             throw ValidationError("--lengths must look like 4...12, got '\(lengths)'")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try DurableWrite.makeDirectory(out)
         let trainer = Trainer(model: decoder, recipe: TrainingRecipe(steps: steps, learningRate: learningRate, warmupSteps: warmup))
         var rng = SeededGenerator(seed: seed &+ 1)
         let progress = Progress(total: steps, label: "train")

@@ -61,12 +61,17 @@ final class CheckpointTests: XCTestCase {
         let script = """
         import sys, numpy as np
         from safetensors.numpy import save_file
-        save_file({"h": np.array([1.5, -2.25, 65504], np.float16), "i": np.array([3, -7], np.int64)}, sys.argv[1])
+        save_file({"h": np.array([1.5, -2.25, 65504], np.float16), "i": np.array([3, -7], np.int64),
+                   "big": np.array([5, 2**40], np.int64)}, sys.argv[1])
         """
         _ = try runPython(script, arguments: [path("half.safetensors")])
         let file = try SafetensorsFile(path: path("half.safetensors"))
         XCTAssertEqual(try file.tensor("h").array, [1.5, -2.25, 65504])
         XCTAssertEqual(try file.integers("i"), [3, -7])
+        // A token id beyond 32 bits is refused, naming the element (the fuzzer found it trapped).
+        XCTAssertThrowsError(try file.integers("big")) { error in
+            XCTAssertTrue("\(error)".contains("tensor 'big': element 1 is 1099511627776, outside the 32-bit range"), "\(error)")
+        }
         // BF16 (numpy has none): the top half of each float32's bits, written by hand.
         let bf16 = """
         import json, struct, sys
