@@ -8,10 +8,15 @@ import Foundation
 // how the tests check that the committed corpus still runs clean.
 
 let usage = "usage: squeeze-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) [options] [corpus…]\n"
-guard CommandLine.arguments.count >= 2, let target = FuzzTarget(rawValue: CommandLine.arguments[1]) else {
+// libFuzzer runs this program again for -merge and -jobs, with its own options only: the target
+// then comes from the environment the first run set.
+let named = CommandLine.arguments.count >= 2 ? FuzzTarget(rawValue: CommandLine.arguments[1]) : nil
+guard let target = named ?? ProcessInfo.processInfo.environment["SQUEEZE_FUZZ_TARGET"].flatMap(FuzzTarget.init) else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
 }
+setenv("SQUEEZE_FUZZ_TARGET", target.rawValue, 1)
+let options = Array(CommandLine.arguments.dropFirst(named == nil ? 1 : 2))
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -20,7 +25,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
 
 nonisolated(unsafe) var selected = target
 // libFuzzer sees the program name and the options, not the target's name.
-var arguments = [CommandLine.arguments[0]] + CommandLine.arguments.dropFirst(2)
+var arguments = [CommandLine.arguments[0]] + options
 var argc = Int32(arguments.count)
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = UnsafeMutablePointer.allocate(capacity: arguments.count + 1)
 for (i, a) in arguments.enumerated() { argv![i] = strdup(a) }
@@ -31,7 +36,7 @@ exit(LLVMFuzzerRunDriver(&argc, &argv) { bytes, count in
 })
 #else
 var inputs: [String] = []
-for path in CommandLine.arguments.dropFirst(2) {
+for path in options {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         FileHandle.standardError.write(Data("squeeze-fuzz: \(path): no such file or directory\n".utf8))

@@ -155,6 +155,25 @@ final class FaultCatalogueTests: XCTestCase {
         }
     }
 
+    /// The fuzzers' committed corpus (Tests/Fuzz, what scripts/fuzz.sh found and kept) runs
+    /// through each parser without a trap, a hang or an exhausted memory.
+    func testTheFuzzCorpusRunsClean() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fuzz").standardizedFileURL.path
+        for target in ["variant", "manifest", "safetensors", "lmms-eval"] {
+            let process = Process(), out = Pipe()
+            process.executableURL = squeezeBinary.deletingLastPathComponent().appendingPathComponent("squeeze-fuzz")
+            process.arguments = [target, "\(corpus)/\(target)"]
+            (process.standardOutput, process.standardError) = (out, out)
+            try process.run()
+            let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "\(target):\n\(said.suffix(2000))")
+            XCTAssertTrue(said.contains("\(target): ") && said.contains(" inputs ran clean"), said)
+            let count = Int(said.components(separatedBy: "\(target): ").last!.prefix { $0.isNumber }) ?? 0
+            XCTAssertGreaterThanOrEqual(count, 2, "\(target)'s corpus is there")
+        }
+    }
+
     /// Every file under a folder with its bytes.
     private func snapshot(_ folder: String) throws -> [String: Data] {
         var files: [String: Data] = [:]
