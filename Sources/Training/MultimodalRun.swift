@@ -39,6 +39,23 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
 
     public var totalSteps: Int { languageSteps + stage1Steps + stage2Steps }
 
+    /// What is out of bounds, if anything, before a model of this configuration is built: the
+    /// same bounds a manifest's fields have (a file's metadata can say anything).
+    public var outOfBounds: String? {
+        let integers: [(String, Int, ClosedRange<Int>)] = [
+            ("grid", grid, 1...512), ("patch", patch, 1...64), ("crops", crops, 1...5), ("features", features, 1...4096),
+            ("languageSteps", languageSteps, 0...10_000_000), ("stage1Steps", stage1Steps, 0...10_000_000),
+            ("stage2Steps", stage2Steps, 0...10_000_000), ("batchSize", batchSize, 1...4096), ("turns", turns, 1...64),
+            ("checkpointEvery", checkpointEvery, 1...10_000_000), ("variantStage", variantStage ?? 0, 0...2)]
+        if let (name, value, range) = integers.first(where: { !$0.2.contains($0.1) }) {
+            return "\(name) \(value) is outside \(range.lowerBound) to \(range.upperBound)"
+        }
+        let rates = [("languageLearningRate", languageLearningRate), ("stage1LearningRate", stage1LearningRate), ("stage2LearningRate", stage2LearningRate)]
+        if let (name, value) = rates.first(where: { !$0.1.isFinite || $0.1 < 0 }) { return "\(name) \(value) is not a finite rate ≥ 0" }
+        if LlamaConfig.presets[preset] == nil { return "unknown preset '\(preset)'" }
+        return nil
+    }
+
     /// The stage a step belongs to: 0 (language pretraining), 1 or 2.
     public func stage(at step: Int) -> Int { step < languageSteps ? 0 : step < languageSteps + stage1Steps ? 1 : 2 }
     public var geometry: VisionGeometry { VisionGeometry(grid: grid, patch: patch, crops: crops) }
@@ -91,7 +108,7 @@ public final class MultimodalRun {
     public init(config: MultimodalRunConfig, directory: String) throws {
         self.config = config
         self.directory = directory
-        guard LlamaConfig.presets[config.preset] != nil else { throw RunError(file: directory, problem: "unknown preset '\(config.preset)'") }
+        if let problem = config.outOfBounds { throw RunError(file: directory, problem: "run configuration: \(problem)") }
         model = try MultimodalModel(run: config)
     }
 
@@ -171,9 +188,12 @@ public final class MultimodalRun {
         guard let json = file.metadata["squeeze.run"] else {
             throw RunError(file: file.path, problem: "metadata lacks the run configuration ('squeeze.run')")
         }
-        do { return try JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)) } catch {
+        let config: MultimodalRunConfig
+        do { config = try JSONDecoder().decode(MultimodalRunConfig.self, from: Data(json.utf8)) } catch {
             throw RunError(file: file.path, problem: "its run configuration ('squeeze.run') is not one this Squeeze reads (written by an earlier version?): \(error)")
         }
+        if let problem = config.outOfBounds { throw RunError(file: file.path, problem: "its run configuration ('squeeze.run'): \(problem)") }
+        return config
     }
 
     /// Every weight of the model from a file of this run (or, finetuning, every weight but the

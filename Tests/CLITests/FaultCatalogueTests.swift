@@ -105,6 +105,8 @@ final class FaultCatalogueTests: XCTestCase {
         Fault(["train-toy", "--task", "copy", "--init-from", "$D/x.safetensors", "--steps", "1", "--out", "$D/out"],
               files: ["x.safetensors": safetensors(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: Data(count: 4))], says: "$D/x.safetensors"),
         Fault(["eval", "$D/run"], files: ["run/model.safetensors": safetensors(header: #"{"__metadata__":{"squeeze.run":"{\"preset\":\"tiny\"}"}}"#)], says: "$D/run/model.safetensors"),
+        Fault(["eval", "$D/run"], files: ["run/model.safetensors": safetensors(header: #"{"__metadata__":{"squeeze.run":"{\"batchSize\": 2, \"checkpointEvery\": 5, \"crops\": 2, \"features\": 64, \"grid\": 0, \"languageLearningRate\": 0.001, \"languageSteps\": 0, \"lossWeights\": {}, \"patch\": 4, \"preset\": \"tiny\", \"seed\": 1, \"stage1LearningRate\": 0.003, \"stage1Steps\": 2, \"stage2LearningRate\": 0.003, \"stage2Steps\": 20, \"turns\": 6, \"variant\": \"baseline\"}"}}"#)],
+              says: "$D/run/model.safetensors: its run configuration ('squeeze.run'): grid 0 is outside 1 to 512"),
 
         // Model configurations (config.json).
         Fault(["flops", "--config", "$D/c.json"], files: ["c.json": text("not json")], says: "$D/c.json: is not a JSON object"),
