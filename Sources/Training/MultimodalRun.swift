@@ -39,6 +39,23 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
 
     public var totalSteps: Int { languageSteps + stage1Steps + stage2Steps }
 
+    /// A generous estimate of the memory one training step (or one chunk of 8 evaluated prompts)
+    /// takes, so that a configuration that cannot fit is refused before anything is allocated:
+    /// the batch's images, every layer's saved activations, one layer's attention scores (in
+    /// query blocks of at most 512 rows), the logits, and the weights with their Adam moments.
+    public var estimatedStepBytes: Double {
+        guard let d = LlamaConfig.presets[preset] else { return 0 }
+        let batch = Double(max(batchSize, 8)), side = Double(geometry.imageSide)
+        let tokens = Double(crops * grid * (grid + 1) + 128)
+        let (hidden, ffn, layers) = (Double(d.hidden), Double(d.ffn), Double(d.layers))
+        let images = batch * side * side * 3
+        let activations = batch * tokens * layers * (6 * hidden + 3 * ffn)
+        let scores = batch * Double(d.heads) * min(tokens, 512) * tokens
+        let logits = 2 * batch * tokens * 512
+        let weights = 4 * (layers * (4 * hidden * hidden + 3 * hidden * ffn) + 2 * 512 * hidden)
+        return 4 * (images + activations + scores + logits + weights)
+    }
+
     /// What is out of bounds, if anything, before a model of this configuration is built: the
     /// same bounds a manifest's fields have (a file's metadata can say anything).
     public var outOfBounds: String? {
@@ -109,6 +126,12 @@ public final class MultimodalRun {
         self.config = config
         self.directory = directory
         if let problem = config.outOfBounds { throw RunError(file: directory, problem: "run configuration: \(problem)") }
+        let needed = config.estimatedStepBytes, memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed < memory else {
+            throw RunError(file: directory, problem: String(format: "a step of this run would need about %.0f GiB of memory (batch %d, %d×%d images, grid %d, %d crops); this machine has %.0f GiB",
+                                                            needed / 1_073_741_824, max(config.batchSize, 8), config.geometry.imageSide, config.geometry.imageSide,
+                                                            config.grid, config.crops, memory / 1_073_741_824))
+        }
         model = try MultimodalModel(run: config)
     }
 

@@ -68,6 +68,8 @@ final class FaultCatalogueTests: XCTestCase {
         Fault(["sweep", "Experiments/tiny.yaml", "--partition", "cpu"], says: "--partition, --account, --throttle, --time and --mem go with --slurm"),
         Fault(["sweep", "Experiments/tiny.yaml", "--jobs", "0"], says: "--jobs must be at least 1"),
         Fault(["train", "--preset", "huge", "--out", "$D/out"], says: "huge"),
+        // Within every bound, but far beyond any machine's memory: refused before it is allocated.
+        Fault(["train", "--preset", "small", "--grid", "512", "--out", "$D/out"], says: "$D/out: a step of this run would need about", "GiB of memory"),
         Fault(["graph", "--variant", "proxyv(r=4)@form:1"], says: "column 13: expected a schedule"),
         Fault(["flops", "--variant", "mask-vv@layers:5..<2"], says: "mask-vv@layers:5..<2"),
         Fault(["flops", "--variant", ""], says: "expected a variant"),
