@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "Decoder", "LayerGraph", "Kernels", "TestSupport"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "HDF5", "Decoder", "LayerGraph", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5"]),
+        .testTarget(name: "CLITests", dependencies: ["squeeze", "HDF5", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Bad input and faults, as a hostile user hands them to `squeeze` — cases as data, one runner
@@ -157,6 +158,30 @@ final class FaultCatalogueTests: XCTestCase {
             XCTAssertFalse(r.err.contains("Fatal error") || r.err.contains("NSCocoaErrorDomain"), "\(name)\n\(r.err.prefix(400))")
             XCTAssertEqual(try snapshot(folder), before, "\(name): files written or changed")
         }
+    }
+
+    /// A store and a results directory on a read-only file system: the sweep and the report each
+    /// stop with one line naming the directory and the reason, status 1 (the work failed, the
+    /// input was fine), before running anything.
+    func testAReadOnlyStoreIsNamedWithTheReason() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("squeeze-readonly-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        guard let unmount = mountSmallDisk(at: folder + "/disk", bytes: 1 << 20, readOnly: true) else {
+            throw XCTSkip("needs root to mount a read-only tmpfs")
+        }
+        defer { unmount() }
+        let manifest = folder + "/m.yaml"
+        try "preset: tiny\nstore: \(folder)/disk/store\nresults: \(folder)/disk/results\ntraining: {steps: 1, stage1_steps: 1, batch_size: 2}\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let sweep = try runSqueeze(["sweep", manifest, "--threads", "1"])
+        XCTAssertEqual(sweep.status, 1, sweep.out + sweep.err)
+        XCTAssertTrue(sweep.err.contains("\(folder)/disk/store/logs: cannot be made a directory (read-only file system)"), sweep.err)
+        XCTAssertFalse(sweep.out.contains("started"), "nothing ran: \(sweep.out)")
+        try FileManager.default.createDirectory(atPath: folder + "/store", withIntermediateDirectories: true)
+        let report = try runSqueeze(["report", "--store", folder + "/store", "--out", folder + "/disk/results"])
+        XCTAssertEqual(report.status, 1, report.err)
+        XCTAssertTrue(report.err.contains("\(folder)/disk/results: cannot be made a directory (read-only file system)"), report.err)
+        XCTAssertFalse((sweep.err + report.err).contains("NSCocoaErrorDomain"))
     }
 
     /// The fuzzers' committed corpus (Tests/Fuzz, what scripts/fuzz.sh found and kept) runs

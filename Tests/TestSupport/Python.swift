@@ -21,7 +21,7 @@ public func runPython(_ script: String, arguments: [String]) throws -> String {
 
 /// A small tmpfs mounted at `path` for tests of a full disk; returns what unmounts it, or nil
 /// where it cannot be mounted (not root, no mount).
-public func mountSmallDisk(at path: String, bytes: Int) -> (() -> Void)? {
+public func mountSmallDisk(at path: String, bytes: Int, readOnly: Bool = false) -> (() -> Void)? {
     func run(_ arguments: [String]) -> Bool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -33,7 +33,7 @@ public func mountSmallDisk(at path: String, bytes: Int) -> (() -> Void)? {
         return process.terminationStatus == 0
     }
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    guard getuid() == 0, run(["mount", "-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", path]) else { return nil }
+    guard getuid() == 0, run(["mount", "-t", "tmpfs", "-o", "size=\(bytes)" + (readOnly ? ",ro" : ""), "tmpfs", path]) else { return nil }
     return { _ = run(["umount", "-l", path]) }
 }
 
