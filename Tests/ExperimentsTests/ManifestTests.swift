@@ -182,9 +182,10 @@ final class ManifestTests: XCTestCase {
             let m = try Manifest(path: experiments.appendingPathComponent(name).path)
             XCTAssertFalse(m.runs.isEmpty, name)
         }
-        // The quickstart trains nothing: every run evaluates the shipped seed-1 `small` baseline.
+        // The quickstart trains one FT run; every other run evaluates the shipped seed-1 `small` baseline.
         let quickstart = try Manifest(path: experiments.appendingPathComponent("quickstart.yaml").path)
-        XCTAssertEqual(Set(quickstart.runs.map(\.spec.trainingID)).count, 1)
+        XCTAssertEqual(Set(quickstart.runs.filter { $0.spec.mode != .ft }.map(\.spec.trainingID)).count, 1)
+        XCTAssertEqual(quickstart.runs.filter { $0.spec.mode == .ft }.count, 1)
         XCTAssertEqual(quickstart.modelStores, ["Results/store"])
         let figure2 = try Manifest(path: experiments.appendingPathComponent("figure2.yaml").path)
         XCTAssertTrue(figure2.runs.contains { $0.spec.trainingID == quickstart.runs[0].spec.trainingID }, "figure 2's seed-1 baseline")
