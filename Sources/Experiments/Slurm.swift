@@ -120,23 +120,19 @@ public struct SlurmSubmission {
             return level[run.id]!
         }
         let toSubmit = manifest.runs.filter { states[$0.id]?.needsSubmitting ?? true }
-        alreadyQueued = manifest.runs.filter { if case .queued = states[$0.id] { return true }; if case .running = states[$0.id] { return true }; return false }.count
+        alreadyQueued = manifest.runs.filter { states[$0.id].map { !$0.needsSubmitting && $0 != .complete } ?? false }.count
         let levels = Dictionary(grouping: toSubmit, by: levelOf).sorted { $0.key < $1.key }.map(\.value)
 
         var batches: [Batch] = []
         for (k, runs) in levels.enumerated() {
-            let waitingOn = runs.flatMap(\.requires).compactMap { id -> String? in
-                switch states[id] { case let .queued(job)?: return job.jobID; case let .running(_, job?)?: return job; default: return nil }
-            }
+            let waitingOn = runs.flatMap(\.requires).compactMap { states[$0]?.slurmJob }
             batches.append(Batch(path: "\(prefix)-level\(k).sbatch",
                                  text: SlurmSubmission.arrayScript(runs.map(\.id), level: k, manifest: manifest, manifestPath: manifestPath,
                                                                    logs: slurm, executable: executable, resources: resources, workingDirectory: cwd),
                                  runs: runs.map(\.id), after: k > 0 ? [k - 1] : [], afterQueued: Array(Set(waitingOn)).sorted()))
         }
         if !batches.isEmpty {
-            let queuedJobs = states.values.compactMap { state -> String? in
-                switch state { case let .queued(job): return job.jobID; case let .running(_, job?): return job; default: return nil }
-            }
+            let queuedJobs = states.values.compactMap(\.slurmJob)
             batches.append(Batch(path: "\(prefix)-report.sbatch",
                                  text: SlurmSubmission.reportScript(manifest: manifest, logs: slurm, executable: executable, resources: resources, workingDirectory: cwd),
                                  runs: [], after: Array(batches.indices), afterQueued: Array(Set(queuedJobs)).sorted()))

@@ -136,6 +136,11 @@ public enum RunState: Equatable, Sendable {
     public var needsSubmitting: Bool {
         switch self { case .failed, .toRun: return true; case .complete, .running, .queued: return false }
     }
+
+    /// The Slurm job that has it, queued or running.
+    public var slurmJob: String? {
+        switch self { case let .queued(job): return job.jobID; case let .running(_, job): return job; default: return nil }
+    }
 }
 
 /// The last line of a text file that is not empty; nil for a missing or empty file.
