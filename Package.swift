@@ -38,7 +38,7 @@ let package = Package(
         // The parsers of user input under libFuzzer (scripts/fuzz.sh), or replaying a corpus.
         .executableTarget(name: "squeeze-fuzz", dependencies: ["LayerGraph", "Decoder", "Accounting", "Experiments"]),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Kernels", "LayerGraph"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "LayerGraphTests", dependencies: ["LayerGraph"]),
         .testTarget(name: "DecoderTests", dependencies: ["Decoder", "Training", "TestSupport"],

@@ -42,16 +42,26 @@ public struct Accountant {
         self.config = config; self.graph = graph; self.layout = layout
     }
 
-    /// The tokens each layer works on (after VisionZip and proxy creation, before pruning and
-    /// dropping), layer by layer.
-    public var layerLayouts: [TokenLayout] {
-        var current = layout, layouts: [TokenLayout] = []
+    /// The tokens each layer works on (after merging, proxy creation and routing, before pruning
+    /// and dropping), layer by layer, and the tokens leaving the last layer.
+    public var layerLayouts: [TokenLayout] { replay().working + [replay().final] }
+
+    /// Per layer the tokens entering it (after merging and proxy creation) and those that run it
+    /// (a router's skipped vision tokens left out), and the tokens leaving the last layer.
+    private func replay() -> (entering: [TokenLayout], working: [TokenLayout], final: TokenLayout) {
+        var current = layout, entering: [TokenLayout] = [], working: [TokenLayout] = []
+        func keepingVision(_ kept: Set<Int>) -> TokenLayout {
+            current.keeping(rows: current.tokens.indices.filter { current.tokens[$0].kind != .vision || kept.contains($0) })
+        }
         for node in graph.nodes {
             for module in node.modules {
                 switch module {
                 case let .zipVision(dominant, contextual):
-                    let kept = Set((0..<current.crops).flatMap { current.visionRows(crop: $0).prefix(dominant + contextual) })
-                    current = current.keeping(rows: current.tokens.indices.filter { current.tokens[$0].kind != .vision || kept.contains($0) })
+                    current = keepingVision(Set((0..<current.crops).flatMap { current.visionRows(crop: $0).prefix(dominant + contextual) }))
+                case let .poolVision(r):
+                    // Each block's top-left token stays, as the executor keeps it.
+                    let g = current.grid
+                    current = keepingVision(Set(current.rows(of: [.vision]).filter { (current.tokens[$0].index / g) % r == 0 && current.tokens[$0].index % g % r == 0 }))
                 case let .createProxies(.spatial(r)):
                     current = current.appending(current.proxyTokens(perCrop: (current.grid / r) * (current.grid / r)))
                 case let .createProxies(.learned(n)):
@@ -59,7 +69,13 @@ public struct Accountant {
                 default: break
                 }
             }
-            layouts.append(current)
+            entering.append(current)
+            if let keep = node.routedKeep {
+                let vision = current.rows(of: [.vision]).sorted { current.tokens[$0].position < current.tokens[$1].position }
+                working.append(keepingVision(Set(vision.prefix(LightModule.routedCount(keep: keep, of: vision.count)))))
+            } else {
+                working.append(current)
+            }
             for module in node.modules {
                 switch module {
                 case .dropProxies:
@@ -73,13 +89,13 @@ public struct Accountant {
                 }
             }
         }
-        return layouts + [current]
+        return (entering, working, current)
     }
 
     /// Prefill counts, layer by layer and operation by operation.
     public func prefill(convention: CountingConvention = .paper) -> [LayerCount] {
         let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
-        let layouts = layerLayouts
+        let (entering, layouts, _) = replay()
         var layers: [LayerCount] = []
         var perCropProxies = 0
         var lastPairs: (node: LayerNode, layout: TokenLayout, pairs: Int)?
@@ -124,13 +140,17 @@ public struct Accountant {
                     let splat = vision * perCropProxies * w   // learned proxies only; spatial ones are copied
                     ops.append(OperationCount(name: "guided_update",
                                               macs: vision * d * w + proxies * d * w + splat + vision * 2 * w * w + vision * w * d))
+                case let .reprojectVision(features):
+                    ops.append(OperationCount(name: "reprojection", macs: vision * (features * d + d * d)))
+                case .route:
+                    ops.append(OperationCount(name: "router", macs: entering[l].rows(of: [.vision]).count * d))
                 default: break
                 }
             }
             layers.append(LayerCount(layer: l, tokens: counts, operations: ops))
         }
         if convention == .executed {
-            let final = layouts[graph.nodes.count]
+            let final = replay().final
             layers.append(LayerCount(layer: graph.nodes.count, tokens: Dictionary(grouping: final.tokens, by: \.kind).mapValues(\.count),
                                      operations: [OperationCount(name: "lm_head", macs: final.count * d * config.vocab)]))
         }
@@ -154,12 +174,12 @@ public struct Accountant {
     }
 
     /// One greedy decoding step after the prompt and `generated` earlier new tokens: the new token
-    /// attends to every cached entry (proxies are not cached) and itself.
+    /// attends to every cached entry (`LayerNode.cachesKeys`: no proxies) and itself.
     public func decodeStep(generated: Int = 0, convention: CountingConvention = .paper) -> [LayerCount] {
         let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
         let layouts = layerLayouts
         var layers = graph.nodes.enumerated().map { l, node -> LayerCount in
-            let entries = layouts[l].tokens.filter { node.keys.contains($0.kind) && $0.kind != .proxy }.count + generated + 1
+            let entries = layouts[l].tokens.filter { node.cachesKeys(of: $0.kind) }.count + generated + 1
             return LayerCount(layer: l, tokens: [.answer: 1], operations: [
                 OperationCount(name: "q_proj", macs: d * d), OperationCount(name: "k_proj", macs: d * kv),
                 OperationCount(name: "v_proj", macs: d * kv), OperationCount(name: "attention_scores", macs: entries * d),
@@ -181,13 +201,15 @@ public struct Accountant {
                                      ("decoder layers", config.layers * (2 * d + 2 * d * d + 2 * d * kv + 3 * d * f)),
                                      ("final norm", d)]
         if !config.tiedEmbeddings { rows.append(("lm head", config.vocab * d)) }
-        var light = 0, guided = 0, initializer = 0
+        var light = 0, guided = 0, initializer = 0, reprojectors = 0, routers = 0
         for node in graph.nodes {
             for module in node.modules {
                 switch module {
                 case let .visionMLP(w): light += d + 2 * d * w + w * w
                 case let .guidedUpdate(w): guided += 3 * d * w + 2 * w * w + d
                 case let .createProxies(.learned(n)): initializer += (d / 4) * d + n * (d / 4)
+                case let .reprojectVision(f): reprojectors += f * d + d + d * d + d
+                case .route: routers += d
                 default: break
                 }
             }
@@ -195,16 +217,18 @@ public struct Accountant {
         if light > 0 { rows.append(("light MLPs", light)) }
         if guided > 0 { rows.append(("guided vision updates", guided)) }
         if initializer > 0 { rows.append(("proxy initializer", initializer)) }
+        if reprojectors > 0 { rows.append(("per-layer projectors", reprojectors)) }
+        if routers > 0 { rows.append(("routers", routers)) }
         return rows
     }
 
     /// Bytes of the KV cache after the prefill: per layer, K and V of every token later tokens may
-    /// attend to (proxies are dropped after the prefill), at `bytesPerValue` each.
+    /// attend to (`LayerNode.cachesKeys`), at `bytesPerValue` each.
     public func kvCacheBytes(bytesPerValue: Int) -> Int {
         let kv = config.kvHeads * config.headDim
         return prefill().enumerated().reduce(0) { total, item in
             let node = graph.nodes[item.offset]
-            let entries = node.keys.subtracting([.proxy]).reduce(0) { $0 + (item.element.tokens[$1] ?? 0) }
+            let entries = GroupKind.allCases.filter(node.cachesKeys).reduce(0) { $0 + (item.element.tokens[$1] ?? 0) }
             return total + 2 * entries * kv * bytesPerValue
         }
     }

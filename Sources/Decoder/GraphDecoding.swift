@@ -18,9 +18,8 @@ final class KVCache {
         v.append(contentsOf: UnsafeBufferPointer(start: newV, count: width))
     }
 
-    /// Whether a layer's cache keeps a token's key and value: later tokens may attend to it, and
-    /// it is no proxy (proxies are gone after the prefill).
-    static func keeps(_ token: LayoutToken, in node: LayerNode) -> Bool { node.keys.contains(token.kind) && token.kind != .proxy }
+    /// Whether a layer's cache keeps a token's key and value: the tokens decoded later may attend to it.
+    static func keeps(_ token: LayoutToken, in node: LayerNode) -> Bool { node.cachesKeys(of: token.kind) }
 
     /// out = attention of the query rows over the cache under `mask`.
     func attend(q: FloatPtr, out: FloatPtr, mask: AttentionMask, layout: HeadLayout) {

@@ -32,16 +32,20 @@ public final class GraphModel {
 
 /// One sequence of a batch: its token layout and the input embedding of every token (text
 /// embeddings, projected vision features); `targets` gives the next-token target of tokens that
-/// carry loss, and `saliency` the vision encoder's saliency of vision tokens (VisionZip ranks by
-/// it) — by token, so how rows are packed does not matter.
+/// carry loss, `saliency` the vision encoder's saliency of vision tokens (VisionZip ranks by
+/// it) — by token, so how rows are packed does not matter — and `features` the encoder's features
+/// of every crop's vision tokens [crops·G², features], crop by crop in raster order (kv-only
+/// re-projects them).
 public struct SequenceInput {
     public let layout: TokenLayout
     public let inputs: Tensor
     public let targets: [LayoutToken: Int32]
     public let saliency: [LayoutToken: Float]
+    public let features: Tensor?
 
-    public init(layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:], saliency: [LayoutToken: Float] = [:]) {
-        self.layout = layout; self.inputs = inputs; self.targets = targets; self.saliency = saliency
+    public init(layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:], saliency: [LayoutToken: Float] = [:],
+                features: Tensor? = nil) {
+        self.layout = layout; self.inputs = inputs; self.targets = targets; self.saliency = saliency; self.features = features
     }
 }
 
@@ -99,9 +103,11 @@ struct Packing: Equatable {
 /// One layer's forward, as the graph node says, with everything its backward needs.
 final class GraphLayerTape {
     let packing: Packing                 // tokens the layer works on (proxies included once created)
-    let zipped: VisionZip?               // the vision tokens merged before the layer
+    let merged: VisionMerge?             // the vision tokens merged before the layer
     let created: ProxyCreation?          // the proxies made before the layer
-    let x: Tensor                        // the layer's input rows
+    let reprojected: Reprojection?       // the vision states re-made before the layer
+    let routing: Routing?                // the tokens that run the layer, if a router chose them
+    let x: Tensor                        // the layer's input rows (of the tokens that run it)
     var normed = Tensor(shape: [0]), rstd = Tensor(shape: [0])
     var queryRows: [Int] = [], keyRows: [Int] = [], selfRows: [Int] = [], ffnRows: [Int] = []
     /// Where each sequence's queries and keys begin in `queryRows` and `keyRows`, and its
@@ -115,13 +121,70 @@ final class GraphLayerTape {
     var mid = Tensor(shape: [0])
     var ffnIn = Tensor(shape: [0]), ffnNormed = Tensor(shape: [0]), ffnRstd = Tensor(shape: [0])
     var gate = Tensor(shape: [0]), up = Tensor(shape: [0]), hidden = Tensor(shape: [0])
+    /// Routed layers: the FFN's update before scaling, and which of its rows are kept vision
+    /// tokens (index into the FFN rows, index into the routing's vision rows).
+    var ffnOut = Tensor(shape: [0]), routedFFNRows: [(row: Int, vision: Int)] = []
     var lightRows: [Int] = [], light: LightMLP.Tape?
     var guidedFull: [Int] = [], guidedProxies: [Int] = [], guided: GuidedUpdate.Tape?
     var outputPacking: Packing
     var keptRows: [Int] = []              // rows of the layer's tokens that leave it (proxies dropped)
 
-    init(packing: Packing, x: Tensor, zipped: VisionZip?, created: ProxyCreation?) {
-        self.packing = packing; self.x = x; self.zipped = zipped; self.created = created; outputPacking = packing
+    init(packing: Packing, x: Tensor, merged: VisionMerge?, created: ProxyCreation?, reprojected: Reprojection?, routing: Routing?) {
+        self.packing = packing; self.x = x; self.merged = merged; self.created = created
+        self.reprojected = reprojected; self.routing = routing; outputPacking = packing
+    }
+
+    /// The rows leaving the layer and their tokens: the kept rows, and the tokens that skipped a
+    /// routed layer as they entered it.
+    func output() -> (Tensor, Packing) {
+        let y = gather(mid, rows: keptRows)
+        guard let routing else { return (y, outputPacking) }
+        let out = routing.input.copy()
+        scatter(y, rows: routing.activeRows, into: out)
+        return (out, routing.packing)
+    }
+}
+
+/// kv-only's re-projection: the vision rows' hidden states replaced by the layer's projector of
+/// the encoder's features.
+struct Reprojection {
+    let rows: [Int]
+    let tape: Projector.Tape
+}
+
+/// p-MoD's routing of one layer: the router's weights of the vision rows, and which rows run the
+/// layer (the kept vision rows and every other token), in memory order.
+struct Routing {
+    let packing: Packing        // every token entering the layer
+    let input: Tensor           // and their rows
+    let visionRows: [Int]
+    let scores: Tensor, gates: [Float]
+    let kept: Set<Int>          // of visionRows' indices
+    let activeRows: [Int]
+
+    init(router: Router, packing: Packing, x: Tensor, keep: Double) {
+        self.packing = packing; input = x
+        let vision = packing.rows(of: [.vision]), (gates, scores) = router.forward(gather(x, rows: vision))
+        let tokens = packing.tokens, starts = packing.starts(of: vision)
+        var kept = Set<Int>()
+        for s in packing.sequences {
+            // Highest weight first; ties to the earlier position.
+            let mine = Array(starts[s]..<starts[s + 1])
+            let ranked = mine.sorted { (gates[$0], tokens[vision[$1]].position) > (gates[$1], tokens[vision[$0]].position) }
+            kept.formUnion(ranked.prefix(LightModule.routedCount(keep: keep, of: mine.count)))
+        }
+        let dropped = Set(vision.indices.filter { !kept.contains($0) }.map { vision[$0] })
+        (visionRows, self.gates, self.scores, self.kept) = (vision, gates, scores, kept)
+        activeRows = tokens.indices.filter { !dropped.contains($0) }
+    }
+
+    /// The gradient at the layer's input rows: the active rows' from the layer (`dActive`), the
+    /// skipping rows' passed through, and the router's.
+    func backward(dActive: Tensor, dOut: Tensor, dGates: [Float], router: Router) -> Tensor {
+        let dx = dOut.copy()
+        scatter(dActive, rows: activeRows, into: dx)
+        scatterAdd(router.backward(dGates: dGates, scores: scores, input: gather(input, rows: visionRows)), rows: visionRows, into: dx)
+        return dx
     }
 }
 
@@ -186,8 +249,8 @@ public final class GraphPass {
 
     /// A pass over one sequence.
     public convenience init(model: GraphModel, layout: TokenLayout, inputs: Tensor, targets: [LayoutToken: Int32] = [:],
-                            saliency: [LayoutToken: Float] = [:], keepsForBackward: Bool = true) {
-        self.init(model: model, sequences: [SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: saliency)],
+                            saliency: [LayoutToken: Float] = [:], features: Tensor? = nil, keepsForBackward: Bool = true) {
+        self.init(model: model, sequences: [SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: saliency, features: features)],
                   keepsForBackward: keepsForBackward)
     }
 
@@ -216,8 +279,7 @@ public final class GraphPass {
             let start = DispatchTime.now().uptimeNanoseconds
             let tape = layerForward(l, node: node, x: x, packing: packing)
             tapes.append(tape)
-            x = gather(tape.mid, rows: tape.keptRows)
-            packing = tape.outputPacking
+            (x, packing) = tape.output()
             layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         finalPacking = packing
@@ -297,20 +359,35 @@ public final class GraphPass {
 
     private func layerForward(_ l: Int, node: LayerNode, x input: Tensor, packing inputPacking: Packing) -> GraphLayerTape {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
-        // Before the layer: VisionZip merges vision tokens; ProxyV makes proxies from the layer's
-        // input vision tokens, and they join their sequence's tokens.
-        var packing = inputPacking, x = input, created: ProxyCreation?, zipped: VisionZip?
+        // Before the layer: VisionZip or downsampling merges vision tokens; ProxyV makes proxies
+        // from the layer's input vision tokens, and they join their sequence's tokens; kv-only
+        // re-makes the vision states; a router chooses the vision tokens that run the layer.
+        var packing = inputPacking, x = input, merged: VisionMerge?, created: ProxyCreation?
+        var reprojected: Reprojection?, routing: Routing?
         let modules = caches == nil ? node.modules : []
-        for case let .zipVision(dominant, contextual) in modules {
-            let zip = VisionZip(packing: packing, x: x, saliency: sequences.map(\.saliency), dominant: dominant, contextual: contextual)
-            x = zip.forward(x)
-            packing = packing.keeping(rows: zip.keptRows)
-            zipped = zip
+        for module in modules {
+            switch module {
+            case let .zipVision(dominant, contextual):
+                merged = VisionMerge(zipping: packing, x: x, saliency: sequences.map(\.saliency), dominant: dominant, contextual: contextual)
+            case let .poolVision(r): merged = VisionMerge(pooling: packing, reduce: r)
+            default: continue
+            }
+            x = merged!.forward(x)
+            packing = packing.keeping(rows: merged!.keptRows)
         }
         for case let .createProxies(source) in modules {
             (x, packing, created) = createProxies(source, x: x, packing: packing)
         }
-        let t = GraphLayerTape(packing: packing, x: x, zipped: zipped, created: created)
+        for case .reprojectVision in modules {
+            x = x.copy()
+            reprojected = reproject(l, x: x, packing: packing)
+        }
+        for case let .route(keep) in modules {
+            routing = Routing(router: model.modules.routers[l]!, packing: packing, x: x, keep: keep)
+            x = gather(x, rows: routing!.activeRows)
+            packing = packing.keeping(rows: routing!.activeRows)
+        }
+        let t = GraphLayerTape(packing: packing, x: x, merged: merged, created: created, reprojected: reprojected, routing: routing)
         let tokens = packing.tokens
         t.queryRows = packing.rows(of: node.queries)
         t.keyRows = packing.rows(of: node.keys.union(node.selfOnly))
@@ -380,6 +457,13 @@ public final class GraphPass {
             let y = Tensor(shape: [n, d])
             SwiGLU.forward(x: t.ffnNormed.data, weights: layer.ffnWeights, y: y.data,
                            saved: .init(gate: t.gate.data, up: t.up.data, hidden: t.hidden.data), rows: n, dim: d, ffn: c.ffn)
+            if let routing {
+                // A kept vision token's FFN update is scaled by its router weight (p-MoD).
+                let visionIndex = Dictionary(uniqueKeysWithValues: routing.visionRows.enumerated().map { ($1, $0) })
+                t.routedFFNRows = t.ffnRows.indices.compactMap { i in visionIndex[routing.activeRows[t.ffnRows[i]]].map { (i, $0) } }
+                t.ffnOut = y.copy()
+                for (i, v) in t.routedFFNRows { for j in 0..<d { y[i * d + j] *= routing.gates[v] } }
+            }
             scatterAdd(y, rows: t.ffnRows, into: t.mid)
         }
 
@@ -400,7 +484,7 @@ public final class GraphPass {
                     tokensPerCrop: t.guidedFull.count / crops, expansion: proxyExpansion!, eps: c.normEps)
                 scatter(y, rows: t.guidedFull, into: t.mid)
                 t.guided = tape
-            case .createProxies, .dropProxies, .pruneVision, .zipVision:
+            case .createProxies, .dropProxies, .pruneVision, .zipVision, .poolVision, .reprojectVision, .route:
                 break
             }
         }
@@ -430,6 +514,24 @@ public final class GraphPass {
             cache.attend(q: t.q.data + t.queryStarts[s] * hl.queryWidth, out: t.attended.data + t.queryStarts[s] * hl.queryWidth,
                          mask: node.attentionMask(queries: queries, keys: cache.tokens), layout: hl)
         }
+    }
+
+    /// kv-only: the vision rows of `x` replaced by layer l's projector of their encoder features.
+    private func reproject(_ l: Int, x: Tensor, packing: Packing) -> Reprojection {
+        let projector = model.modules.reprojectors[l]!, width = projector.weight1.shape[1]
+        let rows = packing.rows(of: [.vision]), tokens = packing.tokens, starts = packing.starts(of: rows)
+        let features = Tensor(shape: [rows.count, width])
+        for s in packing.sequences {
+            guard let source = sequences[s].features else { preconditionFailure("kv-only needs the encoder's features of every sequence") }
+            let perCrop = packing.layouts[s].grid * packing.layouts[s].grid
+            for i in starts[s]..<starts[s + 1] {
+                let token = tokens[rows[i]]
+                (features.data + i * width).update(from: source.data + (token.crop * perCrop + token.index) * width, count: width)
+            }
+        }
+        let (y, tape) = projector.forward(features)
+        scatter(y, rows: rows, into: x)
+        return Reprojection(rows: rows, tape: tape)
     }
 
     /// ProxyV's proxies made from each crop's vision rows, appended to their sequence's rows.
@@ -486,7 +588,8 @@ public final class GraphPass {
         let c = config, layer = model.decoder.layers[l], d = c.hidden, hl = c.headLayout
         // dMid: the gradient at the layer's output rows, proxies (if dropped) receiving none.
         let dMid = Tensor(shape: t.mid.shape)
-        scatter(dOut, rows: t.keptRows, into: dMid)
+        scatter(t.routing.map { gather(dOut, rows: $0.activeRows) } ?? dOut, rows: t.keptRows, into: dMid)
+        var dGates = [Float](repeating: 0, count: t.routing?.visionRows.count ?? 0)
         if let tape = t.guided {
             let (dFull, dProxies) = model.modules.guidedUpdates[l]!.backward(gather(dMid, rows: t.guidedFull), tape: tape, dSplat: dSplat)
             scatter(dFull, rows: t.guidedFull, into: dMid)
@@ -499,6 +602,14 @@ public final class GraphPass {
         if !t.ffnRows.isEmpty {
             let n = t.ffnRows.count
             let dy = gather(dMid, rows: t.ffnRows), dNormed = Tensor(shape: [n, d])
+            if let routing = t.routing {
+                // out = mid + g·FFN: g's gradient is ⟨dOut, FFN⟩, the FFN's is g·dOut.
+                for (i, v) in t.routedFFNRows {
+                    var dot: Float = 0
+                    for j in 0..<d { dot += dy[i * d + j] * t.ffnOut[i * d + j]; dy[i * d + j] *= routing.gates[v] }
+                    dGates[v] = dot
+                }
+            }
             let scratch = (Tensor(shape: [n, c.ffn]), Tensor(shape: [n, c.ffn]))
             withExtendedLifetime(scratch) {
                 SwiGLU.backward(dy: dy.data, x: t.ffnNormed.data, weights: layer.ffnWeights,
@@ -536,10 +647,18 @@ public final class GraphPass {
         dv.linearBackward(layer.value, input: t.normedK, into: dNormedK)
         scatterAdd(dNormedK, rows: t.keyRows, into: dNormed)
         dNormed.rmsNormBackward(layer.attentionNorm, input: t.x, rstd: t.rstd, into: dx)
-        // Proxies made before this layer pass their gradient back to the vision tokens they came
-        // from, and tokens merged before it to the tokens they were merged from.
-        let dInput = t.created.map { backwardThroughProxyCreation(dx, created: $0) } ?? dx
-        return t.zipped?.backward(dInput) ?? dInput
+        // Back through what came before the layer: the router, the re-projection (its rows' input
+        // states were replaced), the proxies (to the vision tokens they came from) and merging.
+        var dInput = dx
+        if let routing = t.routing {
+            dInput = routing.backward(dActive: dx, dOut: dOut, dGates: dGates, router: model.modules.routers[l]!)
+        }
+        if let r = t.reprojected {
+            _ = model.modules.reprojectors[l]!.backward(gather(dInput, rows: r.rows), tape: r.tape)
+            scatter(Tensor(shape: [r.rows.count, d]), rows: r.rows, into: dInput)
+        }
+        if let created = t.created { dInput = backwardThroughProxyCreation(dInput, created: created) }
+        return t.merged?.backward(dInput) ?? dInput
     }
 
     private func backwardThroughProxyCreation(_ dx: Tensor, created: ProxyCreation) -> Tensor {

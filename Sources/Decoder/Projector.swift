@@ -1,16 +1,22 @@
 import Kernels
 
 /// LLaVA's projector from vision features into the decoder's width: Linear → GELU (tanh) →
-/// Linear, with biases. Names follow LLaVA checkpoints (`model.mm_projector.{0,2}`).
+/// Linear, with biases. Names follow LLaVA checkpoints (`model.mm_projector.{0,2}`); kv-only's
+/// per-layer projectors are named under their layer (`model.layers.{l}.mm_projector.{0,2}`).
 public final class Projector {
     public let weight1, bias1, weight2, bias2: Parameter
 
-    public init(features: Int, hidden: Int, seed: UInt64) {
+    public convenience init(features: Int, hidden: Int, seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
-        weight1 = Parameter(name: "model.mm_projector.0.weight", value: Tensor(shape: [hidden, features], std: 1 / Float(features).squareRoot(), rng: &rng), group: "projector")
-        bias1 = Parameter(name: "model.mm_projector.0.bias", value: Tensor(shape: [hidden]), group: "projector")
-        weight2 = Parameter(name: "model.mm_projector.2.weight", value: Tensor(shape: [hidden, hidden], std: 1 / Float(hidden).squareRoot(), rng: &rng), group: "projector")
-        bias2 = Parameter(name: "model.mm_projector.2.bias", value: Tensor(shape: [hidden]), group: "projector")
+        self.init(features: features, hidden: hidden, name: "model.mm_projector", rng: &rng)
+        for p in parameters { p.group = "projector" }
+    }
+
+    init(features: Int, hidden: Int, name: String, rng: inout SeededGenerator) {
+        weight1 = Parameter(name: name + ".0.weight", value: Tensor(shape: [hidden, features], std: 1 / Float(features).squareRoot(), rng: &rng))
+        bias1 = Parameter(name: name + ".0.bias", value: Tensor(shape: [hidden]))
+        weight2 = Parameter(name: name + ".2.weight", value: Tensor(shape: [hidden, hidden], std: 1 / Float(hidden).squareRoot(), rng: &rng))
+        bias2 = Parameter(name: name + ".2.bias", value: Tensor(shape: [hidden]))
     }
 
     public var parameters: [Parameter] { [weight1, bias1, weight2, bias2] }

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import LayerGraph
 
@@ -206,34 +207,74 @@ enum SpatialProxies {
     }
 }
 
+/// p-MoD's router of one layer: a linear score s = w·x of each vision token's hidden state, and
+/// the weight g = 1 + 0.2·tanh(s) (p-MoD's tanh-gated weight normalisation, its `tanh_0.2_1`)
+/// that scales a kept token's FFN update, through which the router trains.
+public final class Router {
+    public let weight: Parameter
+    static let scale: Float = 0.2
+
+    init(layer: Int, hidden d: Int, rng: inout SeededGenerator) {
+        weight = ParameterInit.normal.parameter("model.layers.\(layer).router.router.weight", [1, d], rng: &rng)
+    }
+
+    /// The weights of the rows of `x` [n, d]; `scores` are kept for the backward.
+    func forward(_ x: Tensor) -> (gates: [Float], scores: Tensor) {
+        let scores = x.linear(weight)
+        return ((0..<scores.count).map { 1 + Router.scale * tanh(scores[$0]) }, scores)
+    }
+
+    /// Accumulates the router's gradient from the gates' gradient; returns the gradient of `x`.
+    func backward(dGates: [Float], scores: Tensor, input x: Tensor) -> Tensor {
+        let dScores = Tensor(shape: scores.shape)
+        for i in 0..<scores.count {
+            let t = tanh(scores[i])
+            dScores[i] = dGates[i] * Router.scale * (1 - t * t)
+        }
+        return dScores.linearBackward(weight, input: x)
+    }
+}
+
 /// The weights a compiled variant adds to the decoder, by layer.
 public final class VariantModules {
     public let lightMLPs: [Int: LightMLP]
     public let guidedUpdates: [Int: GuidedUpdate]
     public let proxyInitializer: ProxyInitializer?
+    /// kv-only: each scheduled layer's projector from the encoder's features.
+    public let reprojectors: [Int: Projector]
+    /// mod: each scheduled layer's router.
+    public let routers: [Int: Router]
 
     public init(graph: LayerGraph, hidden: Int, seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         var light: [Int: LightMLP] = [:], guided: [Int: GuidedUpdate] = [:], initializer: ProxyInitializer?
+        var reprojectors: [Int: Projector] = [:], routers: [Int: Router] = [:]
         for (l, node) in graph.nodes.enumerated() {
             for module in node.modules {
                 switch module {
                 case let .visionMLP(w): light[l] = LightMLP(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .guidedUpdate(w): guided[l] = GuidedUpdate(layer: l, hidden: hidden, width: w, rng: &rng)
                 case let .createProxies(.learned(n)): initializer = ProxyInitializer(hidden: hidden, keyWidth: hidden / 4, perCrop: n, rng: &rng)
-                case .createProxies(.spatial), .dropProxies, .pruneVision, .zipVision: break
+                case let .reprojectVision(f): reprojectors[l] = Projector(features: f, hidden: hidden, name: "model.layers.\(l).mm_projector", rng: &rng)
+                case .route: routers[l] = Router(layer: l, hidden: hidden, rng: &rng)
+                case .createProxies(.spatial), .dropProxies, .pruneVision, .zipVision, .poolVision: break
                 }
             }
         }
         lightMLPs = light
         guidedUpdates = guided
         proxyInitializer = initializer
+        self.reprojectors = reprojectors
+        self.routers = routers
         for p in parameters { p.group = "variant" }
     }
 
     /// The modules' weights, in the optimiser group "variant" (trained already in stage 1).
     public var parameters: [Parameter] {
-        lightMLPs.sorted { $0.key < $1.key }.flatMap(\.value.parameters)
-            + guidedUpdates.sorted { $0.key < $1.key }.flatMap(\.value.parameters) + (proxyInitializer?.parameters ?? [])
+        func byLayer<M>(_ modules: [Int: M], _ parameters: (M) -> [Parameter]) -> [Parameter] {
+            modules.sorted { $0.key < $1.key }.flatMap { parameters($0.value) }
+        }
+        return byLayer(lightMLPs, \.parameters) + byLayer(guidedUpdates, \.parameters) + (proxyInitializer?.parameters ?? [])
+            + byLayer(reprojectors, \.parameters) + byLayer(routers) { [$0.weight] }
     }
 }

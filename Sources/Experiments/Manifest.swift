@@ -153,7 +153,7 @@ struct Draft {
         }
         let decoder = LlamaConfig.presets[spec.preset]!
         do {
-            let graph = try LayerGraph(spec: VariantSpec(spec.variant), layers: decoder.layers, hidden: decoder.hidden, grid: spec.grid)
+            let graph = try LayerGraph(spec: VariantSpec(spec.variant), layers: decoder.layers, hidden: decoder.hidden, grid: spec.grid, features: spec.features)
             if spec.mode == .tf, !VariantModules(graph: graph, hidden: decoder.hidden, seed: 0).parameters.isEmpty {
                 throw (settings["mode"] ?? place)!.error("mode tf: variant '\(spec.variant)' adds modules that are never trained; use ft or full")
             }

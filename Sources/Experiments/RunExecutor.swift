@@ -46,7 +46,7 @@ public struct RunExecutor {
         let sample = BenchmarkTask.named(spec.benchmarks[0])!.sample(0, split: spec.split, side: model.geometry.imageSide)
         timing.merge(try RunExecutor.prefillTiming(model, on: sample), uniquingKeysWith: { $1 })
         let layout = Prompt(sample: sample, tokenizer: model.tokenizer, withAnswer: false).layout(model.geometry)
-        let accounting = try AccountingRecord(config: model.language.config, spec: VariantSpec(spec.variant), layout: layout)
+        let accounting = try AccountingRecord(config: model.language.config, spec: VariantSpec(spec.variant), layout: layout, features: model.encoder.features)
 
         var record = RunRecord(id: run.id, config: spec.json, model: spec.preset, variant: spec.variant, mode: spec.mode.rawValue,
                                seed: spec.seed, baselineID: run.baselineID, accounting: accounting)

@@ -79,8 +79,9 @@ public struct AccountingRecord {
     public var parameters: Double, kvCacheBytes: Double
     public var reducedPercent: Double { baselineFlops > 0 ? 100 * (1 - flops / baselineFlops) : 0 }
 
-    public init(config: LlamaConfig, spec: VariantSpec, layout: TokenLayout, kvBytesPerValue: Int = 2) throws {
-        let graph = try LayerGraph(spec: spec, layers: config.layers, hidden: config.hidden, grid: layout.grid)
+    /// `features`: the vision encoder's width (only kv-only's count needs it).
+    public init(config: LlamaConfig, spec: VariantSpec, layout: TokenLayout, features: Int = 0, kvBytesPerValue: Int = 2) throws {
+        let graph = try LayerGraph(spec: spec, layers: config.layers, hidden: config.hidden, grid: layout.grid, features: features)
         let accountant = Accountant(config: config, graph: graph, layout: layout)
         let baseline = Accountant(config: config, graph: try LayerGraph(spec: .baseline, layers: config.layers, hidden: config.hidden, grid: layout.grid), layout: layout)
         let layers = accountant.prefill(convention: AccountingRecord.convention)

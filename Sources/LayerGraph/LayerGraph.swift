@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// A (query kind, key kind) pair of groups whose attention is masked, on top of causality.
@@ -41,6 +42,16 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
     /// After the layer, keep this fraction of the original vision tokens: those the last question
     /// token attended to most in this layer (mean over heads). FastV and PyramidDrop.
     case pruneVision(keep: Double)
+    /// Before the layer (the first), per crop: each R×R block of the vision grid becomes one token,
+    /// the mean of the block, in the place of its top-left token (downsampling).
+    case poolVision(reduce: Int)
+    /// Before the layer: the vision tokens' hidden states are replaced by this layer's projector
+    /// (Linear-GELU-Linear, `features` → d) applied to the vision encoder's features (kv-only).
+    case reprojectVision(features: Int)
+    /// Before the layer: a router (a linear score s, weight g = 1 + 0.2·tanh s) keeps the top
+    /// `keep` of each sequence's vision tokens; only they and the other groups run the layer, the
+    /// kept vision tokens' FFN update scaled by g; the rest pass it unchanged (p-MoD).
+    case route(keep: Double)
 
     public var description: String {
         switch self {
@@ -51,6 +62,9 @@ public enum LightModule: Equatable, Sendable, CustomStringConvertible {
         case .dropProxies: return "drop proxies"
         case let .zipVision(d, c): return "VisionZip: keep \(d) dominant + \(c) merged contextual vision tokens per crop"
         case let .pruneVision(keep): return "keep \(keep) of the vision tokens (by the last question token's attention)"
+        case let .poolVision(r): return "average-pool each crop's vision grid \(r)×\(r)"
+        case let .reprojectVision(f): return "vision states re-projected from the encoder's \(f) features"
+        case let .route(keep): return "router keeps \(keep) of the vision tokens for this layer"
         }
     }
 }
@@ -82,6 +96,13 @@ public struct LayerNode: Equatable, Sendable {
         }
     }
 
+    /// Whether this layer's KV cache keeps a group's keys and values for decoding: the tokens
+    /// decoded after the prefill (answers) may attend to it. Proxies (no text attends to them)
+    /// and, under skip-vffn(dropkv=true), vision tokens leave the cache after the prefill.
+    public func cachesKeys(of kind: GroupKind) -> Bool {
+        keys.contains(kind) && !masked.contains { $0.query == .answer && $0.key == kind }
+    }
+
     /// Whether a query token of kind q may attend to a key token of kind k (apart from causality).
     public func allows(query q: LayoutToken, key k: LayoutToken) -> Bool {
         for pair in masked where pair.query == q.kind && pair.key == k.kind {
@@ -103,9 +124,10 @@ public struct LayerGraph: Equatable, Sendable {
     }
 
     /// Compiles a variant for a decoder of `layers` layers and width `hidden` over vision grids of
-    /// side `grid`. Impossible settings (a layer past the last, r not dividing the grid, two
+    /// side `grid`, from a vision encoder of `features` features per token (0: not known; only
+    /// kv-only needs it). Impossible settings (a layer past the last, r not dividing the grid, two
     /// variants on one layer) are errors that say which and why.
-    public init(spec: VariantSpec, layers: Int, hidden: Int, grid: Int) throws {
+    public init(spec: VariantSpec, layers: Int, hidden: Int, grid: Int, features: Int = 0) throws {
         self.spec = spec
         var nodes = [LayerNode](repeating: .baseline, count: layers)
         var claimedBy = [String?](repeating: nil, count: layers)
@@ -118,6 +140,10 @@ public struct LayerGraph: Equatable, Sendable {
             case let .visionZip(d, c):
                 guard d + c >= 1, d + c <= grid * grid else { throw fail("visionzip keeps \(d) + \(c) tokens of a crop's \(grid * grid)") }
                 nodes[0].modules.insert(.zipVision(dominant: d, contextual: c), at: 0)
+                continue
+            case let .downsample(r):
+                guard grid % r == 0 else { throw fail("downsample factor r = \(r) does not divide the grid side \(grid)") }
+                nodes[0].modules.insert(.poolVision(reduce: r), at: 0)
                 continue
             default: continue
             }
@@ -139,7 +165,7 @@ public struct LayerGraph: Equatable, Sendable {
             }
             let quarter = hidden / 4
             switch part.variant {
-            case .baseline, .fastV, .pyramidDrop, .visionZip: break
+            case .baseline, .fastV, .pyramidDrop, .visionZip, .downsample: break
             case .maskVisionToVision:
                 for l in scheduled { nodes[l].masked.insert(MaskedPair(.vision, .vision, keepsSelf: true)) }
             case let .skipVisionAttention(selfUpdate):
@@ -155,13 +181,34 @@ public struct LayerGraph: Equatable, Sendable {
                     nodes[l].ffn.remove(.vision)
                     if w > 0 { nodes[l].modules.append(.visionMLP(width: w)) }
                 }
+            case let .skipVisionFFN(dropKV):
+                for l in scheduled {
+                    nodes[l].ffn.remove(.vision)
+                    if dropKV { nodes[l].masked.insert(MaskedPair(.answer, .vision)) }
+                }
+            case .kvOnly:
+                guard features > 0 else { throw fail("kv-only re-projects the vision encoder's features, and this model does not say how many it has") }
+                if spec.parts.contains(where: { ["visionzip", "downsample"].contains($0.variant.name) }) {
+                    throw fail("kv-only re-projects each vision token from its own encoder features; it cannot follow visionzip or downsample, which merge tokens")
+                }
+                for l in scheduled {
+                    nodes[l].queries.remove(.vision)
+                    nodes[l].ffn.remove(.vision)
+                    nodes[l].modules.append(.reprojectVision(features: features))
+                }
+            case let .mixtureOfDepths(first, last, cosine):
+                for (i, l) in scheduled.enumerated() {
+                    let t = scheduled.count > 1 ? Double(i) / Double(scheduled.count - 1) : 0
+                    let keep = first + (last - first) * (cosine ? (1 - cos(Double.pi * t)) / 2 : t)
+                    nodes[l].modules.append(.route(keep: keep))
+                }
             case .proxyV, .proxyVLearned:
                 let source: ProxySource, width: Int?
                 switch part.variant {
                 case let .proxyV(r, w):
                     guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
-                    if spec.parts.contains(where: { if case .visionZip = $0.variant { return true } else { return false } }) {
-                        throw fail("spatial proxyv needs each crop's full grid; with visionzip use proxyv-learned")
+                    if let other = spec.parts.first(where: { ["visionzip", "downsample"].contains($0.variant.name) }) {
+                        throw fail("spatial proxyv needs each crop's full grid; with \(other.variant.name) use proxyv-learned")
                     }
                     (source, width) = (.spatial(reduce: r), w)
                 case let .proxyVLearned(n, w):
@@ -183,10 +230,13 @@ public struct LayerGraph: Equatable, Sendable {
                 }
                 nodes[first].modules.insert(.createProxies(source), at: 0)
                 nodes[scheduled.last!].modules.append(.dropProxies)
-                if nodes.contains(where: { $0.modules.contains { if case .pruneVision = $0 { return true } else { return false } } }) {
+                if nodes.contains(where: { $0.modules.contains(where: \.prunes) }) {
                     throw fail("\(part.variant.name) keeps every vision token's place in its crop; it cannot be combined with token pruning")
                 }
             }
+        }
+        for (l, node) in nodes.enumerated() where node.routes && node.modules.contains(where: \.prunes) {
+            throw fail("layer \(l) both routes and prunes vision tokens; mod cannot share a layer with token pruning")
         }
         self.nodes = nodes
     }
@@ -239,14 +289,34 @@ extension Variant {
         case .fastV: return "fastv"
         case .pyramidDrop: return "pyramiddrop"
         case .visionZip: return "visionzip"
+        case .skipVisionFFN: return "skip-vffn"
+        case .kvOnly: return "kv-only"
+        case .mixtureOfDepths: return "mod"
+        case .downsample: return "downsample"
         }
     }
 
     /// Token-reduction baselines name their layers as parameters instead of taking a schedule.
     public var placesItself: Bool {
         switch self {
-        case .fastV, .pyramidDrop, .visionZip: return true
+        case .fastV, .pyramidDrop, .visionZip, .downsample: return true
         default: return false
         }
     }
+}
+
+extension LightModule {
+    var prunes: Bool { if case .pruneVision = self { return true } else { return false } }
+
+    /// How many of n vision tokens a router keeps: ⌊keep·n⌋, as p-MoD truncates.
+    public static func routedCount(keep: Double, of n: Int) -> Int { Int((keep * Double(n) + 1e-9).rounded(.down)) }
+}
+
+extension LayerNode {
+    /// The router's share of the vision tokens that run this layer, if it routes (mod).
+    public var routedKeep: Double? {
+        for case let .route(keep) in modules { return keep }
+        return nil
+    }
+    var routes: Bool { routedKeep != nil }
 }

@@ -54,6 +54,18 @@ public enum Variant: Equatable, Sendable {
     /// PyramidDrop: after each stage-end layer (counting from 1) keep the given fraction of the
     /// original vision tokens, ranked as FastV ranks them.
     case pyramidDrop(afterLayers: [Int], keep: [Double])
+    /// Skip-Vision: vision tokens skip the FFN, attention kept. With `dropKV` their keys and values
+    /// leave the cache after the prefill: the tokens decoded later (answers) do not attend to them.
+    case skipVisionFFN(dropKV: Bool)
+    /// SAISA / NAAViT: vision tokens only supply keys and values (no query, attention output or
+    /// FFN), from hidden states that each layer's own projector re-makes from the encoder's features.
+    case kvOnly
+    /// p-MoD: a learned per-layer router keeps the top fraction of the vision tokens (from `keep`
+    /// at the first scheduled layer to `last` at the last, linearly or by a shifted cosine); they
+    /// and the text run the layer, their FFN update scaled by the router weight; the others skip it.
+    case mixtureOfDepths(keep: Double, last: Double, cosine: Bool)
+    /// VTC-Bench's plain baseline: each crop's vision grid average-pooled R×R before the decoder.
+    case downsample(reduce: Int)
 }
 
 /// A variant with the layers it applies to.
@@ -73,7 +85,8 @@ public struct ScheduledVariant: Equatable, Sendable {
 /// Names and parameters: `baseline`; `mask-vv`; `skip-vattn(self=true|false)`;
 /// `skip-vattn-ffn(mlp=W)` (W = 0: no light MLP); `proxyv(r=R, mlp=W)`; `proxyv-learned(n=N, mlp=W)`;
 /// `fastv(k=K, r=R)`; `visionzip(dominant=D, contextual=C)`;
-/// `pyramiddrop(layers=8/16/24, keep=0.5/0.25/0.125)`. A part without a schedule applies to
+/// `pyramiddrop(layers=8/16/24, keep=0.5/0.25/0.125)`; `skip-vffn(dropkv=true|false)`; `kv-only`;
+/// `mod(keep=ρ)` or `mod(keep=ρ₁/ρ₂, decay=linear|cos)`; `downsample(r=R)`. A part without a schedule applies to
 /// every layer; the token-reduction baselines name their layers as parameters and take none.
 /// Examples: `proxyv(r=4)@from:12`, `skip-vattn-ffn(mlp=256)@ratio:0.5`,
 /// `mask-vv@layers:0..<4+skip-vattn@from:4`, `fastv(k=2,r=0.5)`,
@@ -197,7 +210,8 @@ struct VariantParser {
         }
     }
 
-    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "proxyv-learned", "fastv", "pyramiddrop", "visionzip"]
+    static let names = ["baseline", "mask-vv", "skip-vattn", "skip-vattn-ffn", "proxyv", "proxyv-learned", "fastv", "pyramiddrop", "visionzip",
+                        "skip-vffn", "kv-only", "mod", "downsample"]
 
     private func makeVariant(_ name: String, column: Int, arguments: [(key: String, value: String, column: Int)]) throws -> Variant {
         var args = Dictionary(arguments.map { ($0.key, ($0.value, $0.column)) }, uniquingKeysWith: { first, _ in first })
@@ -211,6 +225,11 @@ struct VariantParser {
             guard let x = Double(text), x >= 0, x <= 1 else { throw failure(c, "a fraction between 0 and 1 for '\(key)', got '\(text)'") }
             return x
         }
+        func boolean(_ key: String) throws -> Bool? {
+            guard let (v, c) = take(key) else { return nil }
+            guard let b = Bool(v) else { throw failure(c, "true or false for '\(key)', got '\(v)'") }
+            return b
+        }
         func required(_ key: String) throws -> (String, Int) {
             guard let value = take(key) else { throw failure(column, "parameter '\(key)' for \(name)") }
             return value
@@ -219,13 +238,23 @@ struct VariantParser {
         switch name {
         case "baseline": variant = .baseline
         case "mask-vv": variant = .maskVisionToVision
-        case "skip-vattn":
-            var selfUpdate = true
-            if let (v, c) = take("self") {
-                guard let b = Bool(v) else { throw failure(c, "true or false for 'self', got '\(v)'") }
-                selfUpdate = b
+        case "skip-vattn": variant = .skipVisionAttention(selfUpdate: try boolean("self") ?? true)
+        case "skip-vffn": variant = .skipVisionFFN(dropKV: try boolean("dropkv") ?? false)
+        case "kv-only": variant = .kvOnly
+        case "mod":
+            let (k, kc) = take("keep") ?? ("0.5", column)
+            let fractions = try k.split(separator: "/", omittingEmptySubsequences: false).map { try fraction(String($0), "keep", kc) }
+            guard (1...2).contains(fractions.count) else { throw failure(kc, "keep=ρ or keep=ρ₁/ρ₂ (first and last scheduled layer), got '\(k)'") }
+            var cosine = false
+            if let (v, c) = take("decay") {
+                guard v == "linear" || v == "cos" else { throw failure(c, "linear or cos for 'decay', got '\(v)'") }
+                cosine = v == "cos"
             }
-            variant = .skipVisionAttention(selfUpdate: selfUpdate)
+            variant = .mixtureOfDepths(keep: fractions[0], last: fractions.last!, cosine: cosine)
+        case "downsample":
+            let r = try integer("r") ?? 2
+            if r < 1 { throw failure(column, "a pooling factor r ≥ 1") }
+            variant = .downsample(reduce: r)
         case "skip-vattn-ffn": variant = .skipVisionBlock(mlpWidth: try integer("mlp"))
         case "proxyv":
             let r = try integer("r") ?? 4

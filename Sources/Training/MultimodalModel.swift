@@ -34,7 +34,7 @@ public final class MultimodalModel {
     /// trained to run them and is refused: it needs finetuning.
     public func trainingFree(_ spec: VariantSpec) throws -> MultimodalModel {
         let c = language.config
-        let graph = try LayerGraph(spec: spec, layers: c.layers, hidden: c.hidden, grid: geometry.grid)
+        let graph = try LayerGraph(spec: spec, layers: c.layers, hidden: c.hidden, grid: geometry.grid, features: encoder.features)
         let modules = VariantModules(graph: graph, hidden: c.hidden, seed: 0)
         guard modules.parameters.isEmpty else {
             throw VariantCompileError(spec: spec.text, problem: "adds modules that were never trained; training-free evaluation needs a variant without new weights")
@@ -119,7 +119,7 @@ public final class MultimodalPass {
                 let target = token.kind == .question ? prompt.questionTargets[token.index] : token.kind == .answer ? prompt.answerTargets[token.index] : -1
                 if target >= 0 { targets[token] = target }
             }
-            sequences.append(SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: salient))
+            sequences.append(SequenceInput(layout: layout, inputs: inputs, targets: targets, saliency: salient, features: seesImage ? encoded[i].features : nil))
             allIDs.append(ids)
         }
         textIDs = allIDs

@@ -107,7 +107,8 @@ extension MultimodalModel {
     public convenience init(run config: MultimodalRunConfig) throws {
         guard var decoder = LlamaConfig.presets[config.preset] else { preconditionFailure("unknown preset '\(config.preset)'") }
         decoder.vocab = Tokenizer().vocabularySize
-        let graph = try LayerGraph(spec: VariantSpec(config.variant), layers: decoder.layers, hidden: decoder.hidden, grid: config.grid)
+        let graph = try LayerGraph(spec: VariantSpec(config.variant), layers: decoder.layers, hidden: decoder.hidden, grid: config.grid,
+                                   features: config.features)
         self.init(encoder: VisionEncoder(geometry: config.geometry, features: config.features, seed: config.seed),
                   language: GraphModel(decoder: LlamaModel(config: decoder, seed: config.seed &+ 1), graph: graph, seed: config.seed &+ 2),
                   seed: config.seed &+ 3)

@@ -12,13 +12,18 @@ struct Graph: ParsableCommand {
     var variant = "baseline"
     @Option(help: "Vision grid side G (patches per crop side).")
     var grid = 24
+    @Option(help: "Vision encoder features per token (kv-only's projectors read them).")
+    var features = 1024
 
-    func validate() throws { try check(grid, in: 1...512, "--grid") }
+    func validate() throws {
+        try check(grid, in: 1...512, "--grid")
+        try check(features, in: 1...16384, "--features")
+    }
 
     func run() throws {
         let config = try decoderShape(model)
         let graph = try reportingBadInput {
-            try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid)
+            try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: grid, features: features)
         }
         print("model \(model): \(config.layers) layers, hidden \(config.hidden); vision grid \(grid)×\(grid) per crop")
         print(graph.rendered())

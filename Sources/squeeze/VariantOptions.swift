@@ -16,6 +16,8 @@ struct VariantOptions: ParsableArguments {
     var grid = 24
     @Option(help: "Text tokens.")
     var text = 50
+    @Option(help: "Vision encoder features per token (kv-only's projectors read them; CLIP ViT-L/14: 1024).")
+    var features = 1024
 
     var layout: TokenLayout { TokenLayout(grid: grid, crops: crops, system: 0, question: text) }
 
@@ -23,6 +25,7 @@ struct VariantOptions: ParsableArguments {
         try check(grid, in: 1...512, "--grid")
         try check(crops, in: 1...16, "--crops")
         try check(text, in: 0...100_000, "--text")
+        try check(features, in: 1...16384, "--features")
     }
 
     /// The compiled variant for `config` (the named model's unless given); bad input exits with status 2.
@@ -30,7 +33,7 @@ struct VariantOptions: ParsableArguments {
         try reportingBadInput {
             let config = try config ?? ModelPresets.named(model)
             let spec = try VariantSpec(variant)
-            return (config, spec, try LayerGraph(spec: spec, layers: config.layers, hidden: config.hidden, grid: grid))
+            return (config, spec, try LayerGraph(spec: spec, layers: config.layers, hidden: config.hidden, grid: grid, features: features))
         }
     }
 }

@@ -21,10 +21,11 @@ final class ProofTests: XCTestCase {
         let inputs = Tensor(shape: [layout.count, config.hidden], std: 1, rng: &rng)
         let saliency = Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
         for v in variants(with: .flops) {
-            let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: layout.grid)
+            let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: layout.grid,
+                                       features: caseFeatureWidth)
             let model = GraphModel(decoder: LlamaModel(config: config, seed: 2), graph: graph, seed: 3)
             let accountant = Accountant(config: config, graph: graph, layout: layout)
-            let pass = GraphPass(model: model, layout: layout, inputs: inputs, saliency: saliency)
+            let pass = GraphPass(model: model, layout: layout, inputs: inputs, saliency: saliency, features: caseFeatures(layout))
             let prefill = counted { pass.forward() }
             XCTAssertEqual(prefill, accountant.prefill(convention: .executed).reduce(0) { $0 + $1.flops }, "prefill, \(v)")
             XCTAssertLessThanOrEqual(accountant.prefill(convention: .executed).dropLast().reduce(0) { $0 + $1.flops },

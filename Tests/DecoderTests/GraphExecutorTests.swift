@@ -13,7 +13,8 @@ final class GraphExecutorTests: XCTestCase {
     func model(_ variant: String, seed: UInt64 = 1) throws -> GraphModel {
         let decoder = LlamaModel(config: config, seed: seed)
         for p in decoder.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }  // non-trivial mixing
-        let graph = try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: layout.grid)
+        let graph = try LayerGraph(spec: VariantSpec(variant), layers: config.layers, hidden: config.hidden, grid: layout.grid,
+                                   features: caseFeatureWidth)
         let m = GraphModel(decoder: decoder, graph: graph, seed: seed + 100)
         for p in m.modules.parameters where p.decays { for i in 0..<p.value.count { p.value[i] *= 10 } }
         return m
@@ -38,7 +39,8 @@ final class GraphExecutorTests: XCTestCase {
 
     func run(_ m: GraphModel, layout: TokenLayout? = nil, inputs: Tensor? = nil) -> GraphPass {
         let layout = layout ?? self.layout
-        let pass = GraphPass(model: m, layout: layout, inputs: inputs ?? self.inputs, targets: targets, saliency: saliency(layout))
+        let pass = GraphPass(model: m, layout: layout, inputs: inputs ?? self.inputs, targets: targets, saliency: saliency(layout),
+                             features: caseFeatures(layout))
         pass.forward()
         return pass
     }
@@ -82,7 +84,8 @@ final class GraphExecutorTests: XCTestCase {
             // Between two other sequences in one batch.
             let batch = [others[0], layout, others[1]].enumerated().map { i, l in
                 SequenceInput(layout: l, inputs: l == layout ? original : randomInputs(rows: l.count, seed: 20 + UInt64(i)),
-                              targets: l == layout ? targets : [:], saliency: saliency(l, seed: l == layout ? 12 : 30 + UInt64(i)))
+                              targets: l == layout ? targets : [:], saliency: saliency(l, seed: l == layout ? 12 : 30 + UInt64(i)),
+                              features: caseFeatures(l, seed: l == layout ? 21 : 40 + UInt64(i)))
             }
             let packed = GraphPass(model: m, sequences: batch)
             packed.forward()
@@ -243,10 +246,13 @@ final class GraphExecutorTests: XCTestCase {
             let m = try model(v)
             let x = inputs
             m.zeroGradients()
-            let pass = GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout))
+            let features = caseFeatures(layout)
+            let pass = GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout), features: features)
             pass.forward()
             pass.backward()
-            func loss() -> Double { Double(GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout)).forward()) }
+            func loss() -> Double {
+                Double(GraphPass(model: m, layout: layout, inputs: x, targets: targets, saliency: saliency(layout), features: features).forward())
+            }
             let layer1 = m.decoder.layers[1]
             var checked: [(String, Tensor, Tensor)] = [(v + " inputs", x, pass.inputGradient)]
             for p in [layer1.query, layer1.value, layer1.output, layer1.up] + m.modules.parameters {
@@ -293,15 +299,16 @@ final class GraphDecodingTests: XCTestCase {
             return Dictionary(uniqueKeysWithValues: layout.tokens.filter { $0.kind == .vision }.map { ($0, rng.nextUniform()) })
         }
         for v in variants(with: .decoding) {
-            let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4)
+            let graph = try LayerGraph(spec: VariantSpec(v), layers: config.layers, hidden: config.hidden, grid: 4, features: caseFeatureWidth)
             let m = GraphModel(decoder: decoder, graph: graph, seed: 6)
             let inputs = randomInputs(rows: prompt.count, seed: 7), otherInputs = randomInputs(rows: other.count, seed: 8)
-            let prefill = GraphPass(model: m, layout: prompt, inputs: inputs, saliency: salient(prompt))
+            let prefill = GraphPass(model: m, layout: prompt, inputs: inputs, saliency: salient(prompt), features: caseFeatures(prompt))
             prefill.forward()
             let cached = GraphDecoder(prefill: prefill)
             // The same prompt decoded in a batch after another one, which takes other tokens.
-            let batch = GraphPass(model: m, sequences: [SequenceInput(layout: other, inputs: otherInputs, saliency: salient(other)),
-                                                        SequenceInput(layout: prompt, inputs: inputs, saliency: salient(prompt))])
+            let batch = GraphPass(model: m, sequences: [
+                SequenceInput(layout: other, inputs: otherInputs, saliency: salient(other), features: caseFeatures(other, seed: 22)),
+                SequenceInput(layout: prompt, inputs: inputs, saliency: salient(prompt), features: caseFeatures(prompt))])
             batch.forward()
             let batched = GraphDecoder(prefill: batch)
             XCTAssertEqual(batched.prefillLogits[1], cached.prefillLogits[0], accuracy: 1e-4, "\(v), prefill in a batch")
@@ -319,7 +326,7 @@ final class GraphDecodingTests: XCTestCase {
                 rows += Array(UnsafeBufferPointer(start: decoder.embedding.value.data + Int(token) * config.hidden, count: config.hidden))
                 let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3, answer: i + 1)
                 let full = GraphPass(model: m, layout: layout, inputs: Tensor(shape: [layout.count, config.hidden], values: rows),
-                                     saliency: salient(layout))
+                                     saliency: salient(layout), features: caseFeatures(layout))
                 full.forward()
                 let last = full.finalLayout.tokens.firstIndex { $0.kind == .answer && $0.index == i }!
                 let expected = Array(UnsafeBufferPointer(start: full.logits.data + last * config.vocab, count: config.vocab))

@@ -1,3 +1,6 @@
+import Kernels
+import LayerGraph
+
 /// The properties every variant must have, each checked by a test over the cases that carry it.
 public enum VariantProperty: String, CaseIterable, Sendable {
     /// Finite differences of the whole loss: decoder weights, the variant's modules, inputs.
@@ -34,6 +37,15 @@ public let variantCases: [(variant: String, properties: Set<VariantProperty>)] =
     visionzip(dominant=4,contextual=2)                              x        x       x       x
     visionzip(dominant=3,contextual=3)+proxyv-learned(n=2)@from:1   x        x       x       x
     mask-vv@layers:0..<2+skip-vattn-ffn@from:2                      x        x       x       x
+    skip-vffn@from:1                                                x        x       x       x
+    skip-vffn(dropkv=true)@layers:1..<3                             x        x       x       x
+    kv-only@from:2                                                  x        x       x       x
+    kv-only@layers:0,2                                              x        x       x       x
+    mod(keep=0.5)@from:1                                            x        x       x       x
+    mod(keep=0.75/0.25,decay=cos)@layers:0..<3                      x        x       x       x
+    downsample(r=2)                                                 x        x       x       x
+    downsample(r=2)+mod(keep=0.5)@from:2                            x        x       x       x
+    downsample(r=2)+proxyv-learned(n=2)@from:1                      x        x       x       x
     """
     let rows = table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
     let columns = rows[0].dropFirst().map { VariantProperty(rawValue: $0)! }
@@ -42,6 +54,16 @@ public let variantCases: [(variant: String, properties: Set<VariantProperty>)] =
         return (row[0], Set(zip(columns, row.dropFirst()).filter { $0.1 == "x" }.map(\.0)))
     }
 }()
+
+/// The vision encoder's width in the variant tests (kv-only's projectors read its features).
+public let caseFeatureWidth = 6
+
+/// Seeded encoder features of a layout's vision tokens [crops·G², caseFeatureWidth], by token
+/// (crop by crop in raster order), so they do not depend on packing.
+public func caseFeatures(_ layout: TokenLayout, seed: UInt64 = 21) -> Tensor {
+    var rng = SeededGenerator(seed: seed)
+    return Tensor(shape: [layout.crops * layout.grid * layout.grid, caseFeatureWidth], std: 1, rng: &rng)
+}
 
 /// The cases that carry a property.
 public func variants(with property: VariantProperty) -> [String] {

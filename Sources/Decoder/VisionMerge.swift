@@ -1,18 +1,47 @@
 import Kernels
 import LayerGraph
 
-/// VisionZip's reduction of the vision tokens before the decoder, crop by crop: the `dominant`
-/// tokens with the highest encoder saliency stay as they are; of the rest, `contextual` tokens
-/// sampled at even intervals become merge targets, every other token joins the target it is most
-/// similar to (cosine of hidden states), and each target becomes the mean of its members.
-struct VisionZip {
+/// Vision tokens merged before the decoder: each row that stays becomes the mean of its members
+/// (itself among them), and the other vision rows leave. VisionZip and downsampling decide the
+/// groups; the forward and backward are shared.
+struct VisionMerge {
     /// The rows that stay, in memory order, and for each the input rows averaged into it.
     let keptRows: [Int]
     let members: [[Int]]
     let inputCount: Int
 
-    /// Over packed sequences: `saliency` per sequence.
-    init(packing: Packing, x: Tensor, saliency: [[LayoutToken: Float]], dominant: Int, contextual: Int) {
+    /// Groups by kept row (rows of other tokens stay alone).
+    private init(packing: Packing, groups: [Int: [Int]]) {
+        let tokens = packing.tokens
+        keptRows = tokens.indices.filter { tokens[$0].kind != .vision || groups[$0] != nil }
+        members = keptRows.map { groups[$0] ?? [$0] }
+        inputCount = packing.count
+    }
+
+    /// Downsampling, crop by crop: each R×R block of the G×G grid (all of a crop's tokens) becomes
+    /// one token in the place of its top-left one.
+    init(pooling packing: Packing, reduce r: Int) {
+        var groups: [Int: [Int]] = [:]
+        for (s, layout) in packing.layouts.enumerated() {
+            let g = layout.grid
+            for crop in 0..<layout.crops {
+                let rows = layout.visionRows(crop: crop).map { $0 + packing.offsets[s] }
+                precondition(rows.count == g * g, "downsampling pools a crop's full grid")
+                for bi in 0..<g / r {
+                    for bj in 0..<g / r {
+                        groups[rows[bi * r * g + bj * r]] = (0..<r).flatMap { a in (0..<r).map { b in rows[(bi * r + a) * g + bj * r + b] } }
+                    }
+                }
+            }
+        }
+        self.init(packing: packing, groups: groups)
+    }
+
+    /// VisionZip, crop by crop: the `dominant` tokens with the highest encoder saliency stay as
+    /// they are; of the rest, `contextual` tokens sampled at even intervals become merge targets,
+    /// every other token joins the target it is most similar to (cosine of hidden states), and
+    /// each target becomes the mean of its members. `saliency` per sequence.
+    init(zipping packing: Packing, x: Tensor, saliency: [[LayoutToken: Float]], dominant: Int, contextual: Int) {
         let d = x.shape[1]
         var groups: [Int: [Int]] = [:]
         for (s, layout) in packing.layouts.enumerated() {
@@ -41,10 +70,7 @@ struct VisionZip {
                 }
             }
         }
-        let tokens = packing.tokens
-        keptRows = tokens.indices.filter { tokens[$0].kind != .vision || groups[$0] != nil }
-        members = keptRows.map { groups[$0] ?? [$0] }
-        inputCount = packing.count
+        self.init(packing: packing, groups: groups)
     }
 
     /// The kept rows, each the mean of its members.
