@@ -44,7 +44,10 @@ public struct Accountant {
 
     /// The tokens each layer works on (after merging, proxy creation and routing, before pruning
     /// and dropping), layer by layer, and the tokens leaving the last layer.
-    public var layerLayouts: [TokenLayout] { replay().working + [replay().final] }
+    public var layerLayouts: [TokenLayout] {
+        let replayed = replay()
+        return replayed.working + [replayed.final]
+    }
 
     /// Per layer the tokens entering it (after merging and proxy creation) and those that run it
     /// (a router's skipped vision tokens left out), and the tokens leaving the last layer.
@@ -95,7 +98,7 @@ public struct Accountant {
     /// Prefill counts, layer by layer and operation by operation.
     public func prefill(convention: CountingConvention = .paper) -> [LayerCount] {
         let d = config.hidden, kv = config.kvHeads * config.headDim, f = config.ffn
-        let (entering, layouts, _) = replay()
+        let (entering, layouts, final) = replay()
         var layers: [LayerCount] = []
         var perCropProxies = 0
         var lastPairs: (node: LayerNode, layout: TokenLayout, pairs: Int)?
@@ -150,7 +153,6 @@ public struct Accountant {
             layers.append(LayerCount(layer: l, tokens: counts, operations: ops))
         }
         if convention == .executed {
-            let final = replay().final
             layers.append(LayerCount(layer: graph.nodes.count, tokens: Dictionary(grouping: final.tokens, by: \.kind).mapValues(\.count),
                                      operations: [OperationCount(name: "lm_head", macs: final.count * d * config.vocab)]))
         }

@@ -157,14 +157,15 @@ struct Reprojection {
 struct Routing {
     let packing: Packing        // every token entering the layer
     let input: Tensor           // and their rows
-    let visionRows: [Int]
+    let visionRows: [Int], visionInput: Tensor
     let scores: Tensor, gates: [Float]
     let kept: Set<Int>          // of visionRows' indices
     let activeRows: [Int]
 
     init(router: Router, packing: Packing, x: Tensor, keep: Double) {
         self.packing = packing; input = x
-        let vision = packing.rows(of: [.vision]), (gates, scores) = router.forward(gather(x, rows: vision))
+        let vision = packing.rows(of: [.vision]), visionInput = gather(x, rows: vision)
+        let (gates, scores) = router.forward(visionInput)
         let tokens = packing.tokens, starts = packing.starts(of: vision)
         var kept = Set<Int>()
         for s in packing.sequences {
@@ -174,7 +175,7 @@ struct Routing {
             kept.formUnion(ranked.prefix(LightModule.routedCount(keep: keep, of: mine.count)))
         }
         let dropped = Set(vision.indices.filter { !kept.contains($0) }.map { vision[$0] })
-        (visionRows, self.gates, self.scores, self.kept) = (vision, gates, scores, kept)
+        (visionRows, self.visionInput, self.gates, self.scores, self.kept) = (vision, visionInput, gates, scores, kept)
         activeRows = tokens.indices.filter { !dropped.contains($0) }
     }
 
@@ -183,7 +184,7 @@ struct Routing {
     func backward(dActive: Tensor, dOut: Tensor, dGates: [Float], router: Router) -> Tensor {
         let dx = dOut.copy()
         scatter(dActive, rows: activeRows, into: dx)
-        scatterAdd(router.backward(dGates: dGates, scores: scores, input: gather(input, rows: visionRows)), rows: visionRows, into: dx)
+        scatterAdd(router.backward(dGates: dGates, scores: scores, input: visionInput), rows: visionRows, into: dx)
         return dx
     }
 }
