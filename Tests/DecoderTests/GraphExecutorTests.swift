@@ -239,6 +239,128 @@ final class GraphExecutorTests: XCTestCase {
         }
     }
 
+    /// A row of a [rows, d] tensor.
+    func row(_ t: Tensor, _ r: Int) -> [Float] {
+        let d = t.shape[1]
+        return Array(UnsafeBufferPointer(start: t.data + r * d, count: d))
+    }
+
+    /// mod: a routed layer runs the top ⌊ρ·n⌋ vision tokens of each sequence by the router's
+    /// score s = w·x, and all text; the other vision tokens leave the layer as they entered it and
+    /// give no keys. A kept token's FFN update is scaled by its weight g = 1 + 0.2·tanh(s): doubling
+    /// w keeps the ranking and scales each kept vision token's update by g(2s)/g(s), text's by 1.
+    func testModRunsTheTopVisionTokensByItsRouterAndScalesTheirUpdates() throws {
+        let m = try model("mod(keep=0.375)@layers:0..<1")   // 12 of the 32 vision tokens
+        let d = config.hidden, x = inputs, w = m.modules.routers[0]!.weight.value
+        let score = Dictionary(uniqueKeysWithValues: layout.tokens.enumerated().filter { $0.element.kind == .vision }.map { r, t in
+            (t, (0..<d).reduce(Float(0)) { $0 + w[$1] * x[r * d + $1] })
+        })
+        let kept = Set(score.sorted { $0.value > $1.value }.prefix(12).map(\.key))
+        func updates(_ pass: GraphPass) -> [LayoutToken: [Float]] {   // leaving the layer minus leaving its attention block
+            let (tokens, _, mid) = pass.attentionBlock(layer: 0)
+            let (after, out) = pass.layerInput(layer: 1)
+            return Dictionary(uniqueKeysWithValues: tokens.enumerated().map { i, t in
+                let o = row(out, after.firstIndex(of: t)!)
+                return (t, zip(o, row(mid, i)).map { $0 - $1 })
+            })
+        }
+        let pass = run(m)
+        let (queries, keys, _) = pass.attention(layer: 0)
+        XCTAssertEqual(Set(queries.filter { $0.kind == .vision }), kept)
+        XCTAssertEqual(Set(keys.filter { $0.kind == .vision }), kept, "skipped tokens give no keys")
+        XCTAssertEqual(queries.filter { $0.kind != .vision }.count, layout.count - 32, "all text runs the layer")
+        let (after, out) = pass.layerInput(layer: 1)
+        for (i, t) in after.enumerated() where t.kind == .vision && !kept.contains(t) {
+            XCTAssertEqual(row(out, i), row(x, layout.tokens.firstIndex(of: t)!), "\(t) passes the layer unchanged")
+        }
+        let before = updates(pass)
+        XCTAssertEqual(Set(before.keys.filter { $0.kind == .vision }), kept, "only kept vision tokens take the FFN")
+        for i in 0..<w.count { w[i] *= 2 }
+        let doubled = updates(run(m))
+        for (t, u) in before {
+            let s = score[t] ?? 0, ratio = t.kind == .vision ? (1 + 0.2 * tanh(2 * s)) / (1 + 0.2 * tanh(s)) : 1
+            let scale = u.map { abs($0) }.max()!
+            XCTAssertEqual(doubled[t]!, u.map { $0 * ratio }, accuracy: 1e-5 * max(1, scale), "\(t)")
+        }
+    }
+
+    /// downsample(r=2): before the decoder each 2×2 block of a crop's grid becomes the mean of its
+    /// four tokens, in its top-left token's place (and position id); text passes unchanged.
+    func testDownsampleMakesEachBlockTheMeanOfItsTokens() throws {
+        let pass = run(try model("downsample(r=2)"))
+        let (tokens, entering) = pass.layerInput(layer: 0)
+        let d = config.hidden, x = inputs
+        XCTAssertEqual(tokens.filter { $0.kind == .vision }.count, 2 * 4, "2 crops × (4/2)² tokens")
+        for (k, t) in tokens.enumerated() {
+            let r = layout.tokens.firstIndex(of: t)!
+            guard t.kind == .vision else { XCTAssertEqual(row(entering, k), row(x, r)); continue }
+            let (top, left) = (t.index / 4, t.index % 4)
+            XCTAssertTrue(top % 2 == 0 && left % 2 == 0, "\(t) is its block's top-left token")
+            let members = [(0, 0), (0, 1), (1, 0), (1, 1)].map { dy, dx in
+                layout.tokens.firstIndex { $0.kind == .vision && $0.crop == t.crop && $0.index == (top + dy) * 4 + left + dx }!
+            }
+            XCTAssertEqual(row(entering, k), (0..<d).map { j in members.reduce(Float(0)) { $0 + x[$1 * d + j] } / 4 }, accuracy: 1e-5, "\(t)")
+        }
+    }
+
+    /// kv-only@from:2: entering each scheduled layer a vision token's state is that layer's own
+    /// projector — Linear, GELU (tanh form), Linear — of the token's encoder features; in those
+    /// layers vision tokens give keys and values but no queries, and take no FFN.
+    func testKVOnlyReprojectsTheFeaturesAtEachScheduledLayer() throws {
+        let m = try model("kv-only@from:2")
+        let pass = run(m)
+        let features = caseFeatures(layout), d = config.hidden, f = caseFeatureWidth
+        func gelu(_ v: Float) -> Float { 0.5 * v * (1 + tanh((2 / Float.pi).squareRoot() * (v + 0.044715 * v * v * v))) }
+        XCTAssertEqual(Set(m.modules.reprojectors.keys), [2, 3])
+        for l in 2..<4 {
+            let p = m.modules.reprojectors[l]!
+            let (w1, b1, w2, b2) = (p.weight1.value, p.bias1.value, p.weight2.value, p.bias2.value)
+            let (tokens, x) = pass.layerInput(layer: l)
+            for (k, t) in tokens.enumerated() where t.kind == .vision {
+                let feature = (0..<f).map { features[(t.crop * 16 + t.index) * f + $0] }
+                let hidden = (0..<d).map { i in gelu(b1[i] + (0..<f).reduce(Float(0)) { $0 + w1[i * f + $1] * feature[$1] }) }
+                let expected = (0..<d).map { i in b2[i] + (0..<d).reduce(Float(0)) { $0 + w2[i * d + $1] * hidden[$1] } }
+                XCTAssertEqual(row(x, k), expected, accuracy: 1e-5 * max(1, expected.map { abs($0) }.max()!), "layer \(l) \(t)")
+            }
+            let (queries, keys, _) = pass.attention(layer: l)
+            XCTAssertFalse(queries.contains { $0.kind == .vision }, "layer \(l): no vision queries")
+            XCTAssertEqual(keys.filter { $0.kind == .vision }.count, 32, "layer \(l): every vision token gives keys")
+            XCTAssertFalse(pass.attentionBlock(layer: l).tokens.contains { $0.kind == .vision }, "layer \(l): no vision FFN")
+        }
+    }
+
+    /// skip-vffn(dropkv=true)@layers:1..<3: in those layers vision tokens take no FFN, the answer
+    /// does not attend to them (so training sees what decoding computes), and after the prefill
+    /// their keys and values leave the cache; the other layers cache every token. With
+    /// dropkv=false only the FFN is skipped and the cache is the baseline's.
+    func testSkipVisionFFNDropsVisionKeysFromTheCache() throws {
+        let prompt = TokenLayout(grid: 4, crops: 2, system: 2, question: 3), n = prompt.count
+        func cacheEntries(_ v: String) throws -> [Int] {
+            let pass = GraphPass(model: try model(v), layout: prompt, inputs: randomInputs(rows: n, seed: 7), features: caseFeatures(prompt))
+            pass.forward()
+            return GraphDecoder(prefill: pass).cacheEntries()
+        }
+        XCTAssertEqual(try cacheEntries("baseline"), [n, n, n, n])
+        XCTAssertEqual(try cacheEntries("skip-vffn@layers:1..<3"), [n, n, n, n])
+        XCTAssertEqual(try cacheEntries("skip-vffn(dropkv=true)@layers:1..<3"), [n, n - 32, n - 32, n])
+        let pass = run(try model("skip-vffn(dropkv=true)@layers:1..<3"))
+        for l in 0..<config.layers {
+            let scheduled = (1..<3).contains(l)
+            XCTAssertEqual(pass.attentionBlock(layer: l).tokens.contains { $0.kind == .vision }, !scheduled, "layer \(l): vision FFN")
+            let (queries, keys, probs) = pass.attention(layer: l)
+            var toVision: [GroupKind: Float] = [:]
+            for h in 0..<config.heads {
+                for (i, q) in queries.enumerated() {
+                    for (j, k) in keys.enumerated() where k.kind == .vision {
+                        toVision[q.kind, default: 0] += probs[(h * queries.count + i) * keys.count + j]
+                    }
+                }
+            }
+            XCTAssertEqual(toVision[.answer]! == 0, scheduled, "layer \(l): answer → vision")
+            XCTAssertGreaterThan(toVision[.question]!, 0, "layer \(l): the question still reads the image")
+        }
+    }
+
     /// Finite differences of the whole pass's loss, for every variant: decoder weights, the
     /// variant's new modules and the input embeddings (h = 1e-3, |Δ| ≤ 5e-4 + 1e-2·|numeric|).
     func testGradientsOfEveryVariantByFiniteDifferences() throws {
