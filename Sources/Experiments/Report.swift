@@ -56,7 +56,7 @@ public struct Report {
         let figure2 = figure2Table(), frontier = flopsAgainstScore()
         return [("table1_attention_skip.csv", table1().csv), ("table2_attention_ffn_skip.csv", table2().csv),
                 ("table4_proxyv.csv", table4().csv), ("table5_vs_token_reduction.csv", table5().csv),
-                ("table6_learned_proxyv.csv", table6().csv),
+                ("table6_learned_proxyv.csv", table6().csv), ("peers_computation_level.csv", peers().csv),
                 ("figure2_masking_ratio.csv", figure2.csv), ("figure2_masking_ratio.svg", figure2Plot(figure2)),
                 ("flops_vs_score_fine.csv", frontier.csv), ("flops_vs_score_fine.svg", frontierPlot(frontier)),
                 ("per_benchmark.csv", perBenchmark().csv), ("paired_differences.csv", pairedDifferences().csv)]
@@ -213,6 +213,30 @@ public struct Report {
             t.add([row.model, row.first.variant, row.mode.uppercased(), String(row.runs.count)] + ours(row)
                   + [fmt(row.mean { $0.benchmarks["grounding"].map { 100 * $0.headline } }),
                      fmt(row.mean { $0.benchmarks["doc-parse"]?.scores["bleu4"] }, digits: 4)])
+        }
+        return t
+    }
+
+    /// The peers' computation-level designs since ProxyV beside ProxyV, the token-reduction
+    /// baselines and their baselines: Score_fine, the paired differences on grounding and
+    /// document parsing (points of their headlines), and the FLOPs, KV cache and time they save.
+    func peers() -> Table {
+        let designs = ["baseline": "baseline", "proxyv": "proxy tokens (ProxyV)", "visionzip": "token reduction", "pyramiddrop": "token reduction",
+                       "skip-vffn": "FFN skipped (Skip-Vision)", "kv-only": "keys and values only, re-projected (SAISA)",
+                       "mod": "routed (p-MoD)", "downsample": "pooled before the decoder (VTC-Bench)"]
+        var t = Table(["model", "design", "variant", "mode", "runs"] + Report.ourColumns + ["kv_cache_reduced_pct",
+                       "grounding", "grounding_diff", "grounding_diff_low", "grounding_diff_high",
+                       "docparsing_bleu", "docparsing_diff", "docparsing_diff_low", "docparsing_diff_high"])
+        for row in rows {
+            guard let name = row.variantName, let design = designs[name] else { continue }
+            let kv = row.mean { r in baseline(of: r).flatMap { $0.kvCacheBytes > 0 ? 100 * (1 - r.kvCacheBytes / $0.kvCacheBytes) : nil } }
+            let task = { (benchmark: String) -> [String?] in
+                let c = self.paired(row, over: [benchmark])?.difference
+                return [self.fmt(row.mean { $0.benchmarks[benchmark].map { 100 * $0.headline } }),
+                        self.fmt(c?.estimate, digits: 2), self.fmt(c?.low, digits: 2), self.fmt(c?.high, digits: 2)]
+            }
+            t.add([row.model, design, row.first.variant, row.mode.uppercased(), String(row.runs.count)] + ours(row)
+                  + [fmt(kv)] + task("grounding") + task("doc-parse"))
         }
         return t
     }

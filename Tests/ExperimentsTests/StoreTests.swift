@@ -141,6 +141,7 @@ final class StoreTests: XCTestCase {
             try store.write(skip)
         }
         try store.write(try record(variant: "proxyv(r=2)@from:1", scoreFine: 0.45, seed: 1, baseline: bases[1]))
+        try store.write(try record(variant: "skip-vffn(dropkv=true)@from:2", scoreFine: 0.42, seed: 1, baseline: bases[1]))
         // FT runs: one as FT is made now, one made by the earlier finetuning of a fully trained baseline.
         let ft = try record(variant: "skip-vattn@from:3", scoreFine: 0.5, seed: 1, mode: .ft, baseline: bases[1])
         var earlier = try record(variant: "skip-vattn@from:1", scoreFine: 0.9, seed: 1, mode: .ft, baseline: bases[1])
@@ -190,6 +191,14 @@ final class StoreTests: XCTestCase {
         let baseline = try XCTUnwrap(t5.first { $0["variant"] == "baseline" })
         XCTAssertEqual(baseline["runs"], "2")
         XCTAssertEqual(Double(baseline["score_fine"]!)!, 65, accuracy: 0.05)
+        // The peers' table: Skip-Vision from layer 2 of 4 drops the 80 vision tokens' entries of
+        // layers 2 and 3 from a cache of 4 × 103: 38.8 % fewer bytes.
+        let peers = try table("peers_computation_level.csv")
+        XCTAssertEqual(Set(peers.compactMap { $0["design"] }), ["baseline", "proxy tokens (ProxyV)", "FFN skipped (Skip-Vision)"])
+        let skip = try XCTUnwrap(peers.first { $0["design"] == "FFN skipped (Skip-Vision)" })
+        XCTAssertEqual(Double(skip["score_fine"]!)!, 42, accuracy: 0.05)
+        XCTAssertEqual(Double(skip["kv_cache_reduced_pct"]!)!, 100 * 160 / 412, accuracy: 0.05)
+        XCTAssertEqual(Double(skip["score_fine_diff"]!)!, -8, accuracy: 0.005)
     }
 
     /// Extreme and non-finite scores do not hang or break the report: every file is written, the
