@@ -161,6 +161,17 @@ extension LlamaModel {
     }
 }
 
+extension SafetensorsFile {
+    /// Each parameter's value from the tensor of its name, its shape checked.
+    public func fill(_ parameters: [Parameter]) throws {
+        for p in parameters {
+            let t = try tensor(p.name)
+            guard t.shape == p.shape else { throw CheckpointError(file: path, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
+            p.value.fill(from: t)
+        }
+    }
+}
+
 /// JSON with its keys in sorted order, so the same value always gives the same bytes.
 public func sortedJSON<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()

@@ -47,11 +47,13 @@ enum ProxyExpansion {
 /// ProxyV's guided update of the full vision tokens, one per ProxyV layer:
 /// v ← RMSNorm(W₂·SiLU(W₁·[W_in·v ; expand(W_ctx·p)]) + v), where `expand` gives each vision
 /// token its proxies' context (`ProxyExpansion`). W_in, W_ctx: d→w; W₁: 2w→w; W₂: w→d; no biases.
+/// Named as the official code names them: `model.vision_mlp_layers.{j}`, j counting the ProxyV
+/// layers from the first.
 public final class GuidedUpdate {
     public let inputProj, contextProj, proj1, proj2, norm: Parameter
 
-    init(layer: Int, hidden d: Int, width w: Int, rng: inout SeededGenerator) {
-        let p = "model.vision_mlp_layers.\(layer)."
+    init(index j: Int, hidden d: Int, width w: Int, rng: inout SeededGenerator) {
+        let p = "model.vision_mlp_layers.\(j)."
         inputProj = ParameterInit.normal.parameter(p + "input_proj.weight", [w, d], rng: &rng)
         contextProj = ParameterInit.normal.parameter(p + "context_proj.weight", [w, d], rng: &rng)
         proj1 = ParameterInit.normal.parameter(p + "proj.0.weight", [w, 2 * w], rng: &rng)
@@ -249,11 +251,13 @@ public final class VariantModules {
         var rng = SeededGenerator(seed: seed)
         var light: [Int: LightMLP] = [:], guided: [Int: GuidedUpdate] = [:], initializer: ProxyInitializer?
         var reprojectors: [Int: Projector] = [:], routers: [Int: Router] = [:]
+        // The official code counts its guided updates from the first ProxyV layer.
+        let proxyStart = graph.nodes.firstIndex { $0.modules.contains { if case .guidedUpdate = $0 { true } else { false } } } ?? 0
         for (l, node) in graph.nodes.enumerated() {
             for module in node.modules {
                 switch module {
                 case let .visionMLP(w): light[l] = LightMLP(layer: l, hidden: hidden, width: w, rng: &rng)
-                case let .guidedUpdate(w): guided[l] = GuidedUpdate(layer: l, hidden: hidden, width: w, rng: &rng)
+                case let .guidedUpdate(w): guided[l] = GuidedUpdate(index: l - proxyStart, hidden: hidden, width: w, rng: &rng)
                 case let .createProxies(.learned(n)): initializer = ProxyInitializer(hidden: hidden, keyWidth: hidden / 4, perCrop: n, rng: &rng)
                 case let .reprojectVision(f): reprojectors[l] = Projector(features: f, hidden: hidden, name: "model.layers.\(l).mm_projector", rng: &rng)
                 case .route: routers[l] = Router(layer: l, hidden: hidden, rng: &rng)

@@ -203,7 +203,7 @@ public struct LayerGraph: Equatable, Sendable {
                     nodes[l].modules.append(.route(keep: keep))
                 }
             case .proxyV, .proxyVLearned:
-                let source: ProxySource, width: Int?
+                let source: ProxySource, width: GuidedWidth
                 switch part.variant {
                 case let .proxyV(r, w):
                     guard grid % r == 0 else { throw fail("proxyv reduce factor r = \(r) does not divide the grid side \(grid)") }
@@ -219,7 +219,7 @@ public struct LayerGraph: Equatable, Sendable {
                 guard let first = scheduled.first, scheduled == Array(first..<(first + scheduled.count)) else {
                     throw fail("\(part.variant.name) needs a contiguous run of layers (proxies are created once and carried)")
                 }
-                let w = width ?? quarter
+                let w = width.resolved(hidden: hidden)
                 guard w <= 16 * hidden else { throw fail("the guided update's width \(w) exceeds 16 × the hidden size \(hidden)") }
                 for l in scheduled {
                     nodes[l].queries = [.system, .proxy, .newline, .question, .answer]

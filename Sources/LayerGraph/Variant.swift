@@ -28,6 +28,20 @@ public enum Schedule: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The width of ProxyV's guided update: Squeeze's default d/4, the official code's (d/4 for
+/// d ≥ 1024, d/2 below: `mlp=official`), or a given width (`mlp=W`).
+public enum GuidedWidth: Equatable, Sendable {
+    case quarter, official, fixed(Int)
+
+    public func resolved(hidden d: Int) -> Int {
+        switch self {
+        case .quarter: d / 4
+        case .official: d >= 1024 ? d / 4 : d / 2
+        case let .fixed(w): w
+        }
+    }
+}
+
 /// The decoder variants of the paper, with their parameters. Widths of `nil` mean the default,
 /// a quarter of the hidden size.
 public enum Variant: Equatable, Sendable {
@@ -42,9 +56,9 @@ public enum Variant: Equatable, Sendable {
     case skipVisionBlock(mlpWidth: Int?)
     /// Spatial ProxyV: proxies by bilinear resize with factor r per side, created at the first
     /// scheduled layer; full vision tokens updated by the guided vision MLP of width w.
-    case proxyV(reduce: Int, mlpWidth: Int?)
+    case proxyV(reduce: Int, width: GuidedWidth)
     /// Non-spatial ProxyV: n learned queries per crop make the proxies (see `ProxySource.learned`).
-    case proxyVLearned(perCrop: Int, mlpWidth: Int?)
+    case proxyVLearned(perCrop: Int, width: GuidedWidth)
     /// FastV: after layer k (counting from 1) keep the top (1 − r) of the vision tokens, ranked by
     /// the last question token's attention in that layer, averaged over heads.
     case fastV(afterLayer: Int, dropRatio: Double)
@@ -225,6 +239,10 @@ struct VariantParser {
             guard let x = Double(text), x >= 0, x <= 1 else { throw failure(c, "a fraction between 0 and 1 for '\(key)', got '\(text)'") }
             return x
         }
+        func guidedWidth() throws -> GuidedWidth {
+            if args["mlp"]?.0 == "official" { _ = take("mlp"); return .official }
+            return try integer("mlp").map(GuidedWidth.fixed) ?? .quarter
+        }
         func boolean(_ key: String) throws -> Bool? {
             guard let (v, c) = take(key) else { return nil }
             guard let b = Bool(v) else { throw failure(c, "true or false for '\(key)', got '\(v)'") }
@@ -259,8 +277,8 @@ struct VariantParser {
         case "proxyv":
             let r = try integer("r") ?? 4
             if r < 1 { throw failure(column, "a reduce factor r ≥ 1") }
-            variant = .proxyV(reduce: r, mlpWidth: try integer("mlp"))
-        case "proxyv-learned": variant = .proxyVLearned(perCrop: try integer("n") ?? 36, mlpWidth: try integer("mlp"))
+            variant = .proxyV(reduce: r, width: try guidedWidth())
+        case "proxyv-learned": variant = .proxyVLearned(perCrop: try integer("n") ?? 36, width: try guidedWidth())
         case "fastv":
             let (k, kc) = try required("k"), (r, rc) = try required("r")
             guard let layer = Int(k), layer >= 1 else { throw failure(kc, "a layer number ≥ 1 for 'k', got '\(k)'") }

@@ -223,11 +223,7 @@ public final class MultimodalRun {
     /// Every weight of the model from a file of this run (or, finetuning, every weight but the
     /// variant's new modules from the base run's file).
     private func fillWeights(from file: SafetensorsFile, skippingNewModules: Bool = false) throws {
-        for p in model.parameters where !(skippingNewModules && p.group == "variant" && file.entries[p.name] == nil) {
-            let t = try file.tensor(p.name)
-            guard t.shape == p.shape else { throw RunError(file: file.path, problem: "tensor \(p.name) has shape \(t.shape), expected \(p.shape)") }
-            p.value.fill(from: t)
-        }
+        try file.fill(model.parameters.filter { !(skippingNewModules && $0.group == "variant" && file.entries[$0.name] == nil) })
     }
 
     /// The configuration of a finished run directory.

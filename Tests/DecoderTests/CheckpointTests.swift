@@ -56,6 +56,70 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// ProxyV's guided updates under the official names: a checkpoint built in Python as
+    /// penghao-wu/ProxyV's code names its modules — one `VisionMLP` per layer from the start
+    /// layer in `model.vision_mlp_layers`, counted from 0, of width d/2 below d = 1024 — loads into
+    /// `proxyv(r=2, mlp=official)@from:2`, every tensor where the official code puts it; a file
+    /// Squeeze writes opens in Python's safetensors with the official names and shapes.
+    func testOfficialProxyVCheckpointLayoutReadsAndWrites() throws {
+        let config = LlamaConfig(hidden: 16, layers: 4, heads: 4, kvHeads: 2, ffn: 24, vocab: 11)
+        let official = """
+        import sys, numpy as np
+        from safetensors.numpy import save_file
+        d, layers, heads, kv_heads, ffn, vocab, start = 16, 4, 4, 2, 24, 11, 2
+        rng = np.random.default_rng(0)
+        w = lambda *shape: (0.1 * rng.standard_normal(shape)).astype(np.float32)
+        t = {"model.embed_tokens.weight": w(vocab, d), "model.norm.weight": 1 + w(d), "lm_head.weight": w(vocab, d)}
+        kv = kv_heads * d // heads
+        for i in range(layers):
+            p = f"model.layers.{i}."
+            t.update({p + "self_attn.q_proj.weight": w(d, d), p + "self_attn.k_proj.weight": w(kv, d), p + "self_attn.v_proj.weight": w(kv, d),
+                      p + "self_attn.o_proj.weight": w(d, d), p + "mlp.gate_proj.weight": w(ffn, d), p + "mlp.up_proj.weight": w(ffn, d),
+                      p + "mlp.down_proj.weight": w(d, ffn), p + "input_layernorm.weight": 1 + w(d), p + "post_attention_layernorm.weight": 1 + w(d)})
+        # llava_arch: num_of_vision_mlp_layers = num_hidden_layers - start; width hidden // (4 if hidden >= 1024 else 2)
+        width = d // (4 if d >= 1024 else 2)
+        for j in range(layers - start):
+            p = f"model.vision_mlp_layers.{j}."
+            t.update({p + "context_proj.weight": w(width, d), p + "input_proj.weight": w(width, d),
+                      p + "proj.0.weight": w(width, 2 * width), p + "proj.2.weight": w(d, width), p + "layernorm_post.weight": 1 + w(d)})
+        save_file(t, sys.argv[1], metadata={"format": "pt"})
+        """
+        _ = try runPython(official, arguments: [path("official.safetensors")])
+        let file = try SafetensorsFile(path: path("official.safetensors"))
+        let graph = try LayerGraph(spec: VariantSpec("proxyv(r=2, mlp=official)@from:2"), layers: 4, hidden: 16, grid: 4)
+        let model = GraphModel(decoder: try LlamaModel.load(from: file.path, config: config), graph: graph, seed: 1)
+        try file.fill(model.modules.parameters)
+        let names = Set((model.decoder.parameters + model.modules.parameters).map(\.name))
+        XCTAssertEqual(names, Set(file.entries.keys), "every tensor of the file has its place, and every weight its tensor")
+        for p in model.modules.parameters { XCTAssertEqual(p.value.array, try file.tensor(p.name).array, p.name) }
+        XCTAssertEqual(model.modules.guidedUpdates[2]?.inputProj.shape, [8, 16], "layer 2 is vision_mlp_layers.0, width d/2")
+        XCTAssertEqual(model.modules.guidedUpdates[3]?.inputProj.name, "model.vision_mlp_layers.1.input_proj.weight")
+        let layout = TokenLayout(grid: 4, crops: 2, system: 2, question: 3)
+        let pass = GraphPass(model: model, layout: layout, inputs: randomInputs(rows: layout.count, seed: 3))
+        pass.forward()
+        XCTAssertTrue(pass.logits.array.allSatisfy(\.isFinite))
+
+        let written = path("squeeze.safetensors")
+        try SafetensorsFile.write(floats: (model.decoder.parameters + model.modules.parameters).map { ($0.name, $0.value) }, metadata: ["format": "pt"], to: written)
+        let read = """
+        import json, sys
+        from safetensors.numpy import load_file
+        t = load_file(sys.argv[1])
+        print(json.dumps({k: list(v.shape) for k, v in t.items() if k.startswith("model.vision_mlp_layers.")}))
+        """
+        let shapes = try JSONSerialization.jsonObject(with: Data(try runPython(read, arguments: [written]).utf8)) as! [String: [Int]]
+        var expected: [String: [Int]] = [:]
+        for j in 0..<2 {
+            let p = "model.vision_mlp_layers.\(j)."
+            expected.merge([p + "context_proj.weight": [8, 16], p + "input_proj.weight": [8, 16], p + "proj.0.weight": [8, 16],
+                            p + "proj.2.weight": [16, 8], p + "layernorm_post.weight": [16]]) { $1 }
+        }
+        XCTAssertEqual(shapes, expected)
+        // Squeeze's own default stays d/4.
+        let quarter = try LayerGraph(spec: VariantSpec("proxyv(r=2)@from:2"), layers: 4, hidden: 16, grid: 4)
+        XCTAssertEqual(GraphModel(decoder: model.decoder, graph: quarter, seed: 1).modules.guidedUpdates[2]?.inputProj.shape, [4, 16])
+    }
+
     /// F16, BF16 and I64 tensors that Python wrote widen to Float32 (and Int) on load.
     func testHalfPrecisionTensorsWidenOnLoad() throws {
         let script = """

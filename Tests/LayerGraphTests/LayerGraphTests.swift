@@ -27,7 +27,7 @@ final class TokenLayoutTests: XCTestCase {
 final class VariantTests: XCTestCase {
     func testTextFormParses() throws {
         XCTAssertEqual(try VariantSpec("proxyv(r=4)@from:12").parts,
-                       [ScheduledVariant(variant: .proxyV(reduce: 4, mlpWidth: nil), schedule: .from(12))])
+                       [ScheduledVariant(variant: .proxyV(reduce: 4, width: .quarter), schedule: .from(12))])
         let combined = try VariantSpec(" mask-vv @ layers:0..<4 + skip-vattn(self=false)@layers:5,7 ")
         XCTAssertEqual(combined.parts.map(\.variant), [.maskVisionToVision, .skipVisionAttention(selfUpdate: false)])
         XCTAssertEqual(combined.parts.map(\.schedule), [.range(0..<4), .list([5, 7])])
