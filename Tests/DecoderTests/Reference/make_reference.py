@@ -334,7 +334,7 @@ def layer_forward(W, l, x, tokens, variant, wrong=None):
         n, _ = rmsnorm(out[vision], M("norm.weight"))
         out[vision] += silu(silu(n @ M("fc1.weight").T) @ M("fc2.weight").T) @ M("fc3.weight").T
     if on and variant == "proxyv":
-        G = lambda s: W[f"model.vision_mlp_layers.{l}.{s}"]
+        G = lambda s: W[f"model.vision_mlp_layers.{l - 1}.{s}"]   # the official code counts them from the start layer
         for c in range(CROPS):
             rows = sorted((i for i in vision if tokens[i][1] == c), key=lambda i: tokens[i][2])
             proxies = sorted((i for i, t in enumerate(tokens) if t[0] == "proxy" and t[1] == c), key=lambda i: tokens[i][2])
@@ -379,9 +379,9 @@ def variants_main():
     for l in (1, 2):
         for name, shp in ((f"model.light_mlp_layers.{l}.norm.weight", (D,)), (f"model.light_mlp_layers.{l}.fc1.weight", (LIGHT, D)),
                           (f"model.light_mlp_layers.{l}.fc2.weight", (LIGHT, LIGHT)), (f"model.light_mlp_layers.{l}.fc3.weight", (D, LIGHT)),
-                          (f"model.vision_mlp_layers.{l}.input_proj.weight", (w, D)), (f"model.vision_mlp_layers.{l}.context_proj.weight", (w, D)),
-                          (f"model.vision_mlp_layers.{l}.proj.0.weight", (w, 2 * w)), (f"model.vision_mlp_layers.{l}.proj.2.weight", (D, w)),
-                          (f"model.vision_mlp_layers.{l}.layernorm_post.weight", (D,))):
+                          (f"model.vision_mlp_layers.{l - 1}.input_proj.weight", (w, D)), (f"model.vision_mlp_layers.{l - 1}.context_proj.weight", (w, D)),
+                          (f"model.vision_mlp_layers.{l - 1}.proj.0.weight", (w, 2 * w)), (f"model.vision_mlp_layers.{l - 1}.proj.2.weight", (D, w)),
+                          (f"model.vision_mlp_layers.{l - 1}.layernorm_post.weight", (D,))):
             weights[name] = (1 + 0.1 * rng.standard_normal(shp) if len(shp) == 1 else 0.3 * rng.standard_normal(shp)).astype(np.float32)
     n_tokens = len(mm_layout())
     weights["inputs"] = rng.standard_normal((n_tokens, D)).astype(np.float32)
