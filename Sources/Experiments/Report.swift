@@ -325,40 +325,24 @@ public struct Report {
         guard !names.isEmpty, pairs.count == row.runs.count, pairs.allSatisfy({ $0.variant.id != $0.baseline.id }) else { return nil }
         // Per seed and benchmark: the task and both runs' headline terms (corpus scores' from the
         // predictions and the samples, regenerated).
-        var sets: [[(task: BenchmarkTask, variant: [[Double]], baseline: [[Double]])]] = []
+        var seeds: [[PairedTask]] = []
         for (variant, base) in pairs {
-            var seed: [(task: BenchmarkTask, variant: [[Double]], baseline: [[Double]])] = []
+            var seed: [PairedTask] = []
             for name in names {
                 guard let task = BenchmarkTask.named(name), let v = variant.perSample[name], let b = base.perSample[name],
                       v.values.count == b.values.count, !v.values.isEmpty, let spec = variant.spec else { return nil }
                 if task.headlineIsMean {
-                    seed.append((task, v.values.map { [$0] }, b.values.map { [$0] }))
+                    seed.append(PairedTask(task: task, variant: v.values.map { [$0] }, baseline: b.values.map { [$0] }))
                 } else {
                     let side = VisionGeometry(grid: spec.grid, patch: spec.patch, crops: spec.crops).imageSide
                     let evaluated = samples.samples(task, split: spec.split, side: side, count: v.values.count)
-                    seed.append((task, task.headlineTerms(predictions: v.predictions, samples: evaluated),
-                                 task.headlineTerms(predictions: b.predictions, samples: evaluated)))
+                    seed.append(PairedTask(task: task, variant: task.headlineTerms(predictions: v.predictions, samples: evaluated),
+                                           baseline: task.headlineTerms(predictions: b.predictions, samples: evaluated)))
                 }
             }
-            sets.append(seed)
+            seeds.append(seed)
         }
-        let frozen = sets
-        let intervals = Statistics.pairedBootstrap(sampleCounts: sets.map { $0.map(\.variant.count) },
-                                                   seed: fnv1a((row.first.config + names.joined(separator: ",")).utf8)) { draw in
-            var difference = 0.0, relative = 0.0
-            for (s, seed) in frozen.enumerated() {
-                var v = 0.0, b = 0.0
-                for (k, set) in seed.enumerated() {
-                    v += set.task.headline(ofDraw: draw[s][k], terms: set.variant)
-                    b += set.task.headline(ofDraw: draw[s][k], terms: set.baseline)
-                }
-                (v, b) = (v / Double(seed.count), b / Double(seed.count))
-                difference += 100 * (v - b)
-                relative += 100 * v / b
-            }
-            return [difference / Double(frozen.count), relative / Double(frozen.count)]
-        }
-        return (intervals[0], intervals[1])
+        return Statistics.paired(seeds, seed: fnv1a((row.first.config + names.joined(separator: ",")).utf8))
     }
 
     // MARK: Cells

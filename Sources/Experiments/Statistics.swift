@@ -1,3 +1,4 @@
+import Benchmarks
 import Foundation
 import Kernels
 
@@ -59,4 +60,33 @@ public enum Statistics {
         guard i + 1 < sorted.count else { return sorted[sorted.count - 1] }
         return sorted[i] + (position - Double(i)) * (sorted[i + 1] - sorted[i])
     }
+
+    /// A variant against its baseline, seed by seed on the same samples, on the mean headline of
+    /// each seed's tasks (Score_fine when they are its benchmarks): the mean over seeds of the
+    /// difference (points, 100 × headline) and of Rel (%), with paired-bootstrap intervals.
+    public static func paired(_ seeds: [[PairedTask]], seed: UInt64) -> (difference: Interval, relative: Interval) {
+        let intervals = pairedBootstrap(sampleCounts: seeds.map { $0.map(\.variant.count) }, seed: seed) { draw in
+            var difference = 0.0, relative = 0.0
+            for (s, tasks) in seeds.enumerated() {
+                var v = 0.0, b = 0.0
+                for (k, t) in tasks.enumerated() {
+                    v += t.task.headline(ofDraw: draw[s][k], terms: t.variant)
+                    b += t.task.headline(ofDraw: draw[s][k], terms: t.baseline)
+                }
+                (v, b) = (v / Double(tasks.count), b / Double(tasks.count))
+                difference += 100 * (v - b)
+                relative += 100 * v / b
+            }
+            return [difference / Double(seeds.count), relative / Double(seeds.count)]
+        }
+        return (intervals[0], intervals[1])
+    }
+}
+
+/// One benchmark's results of a variant and of its baseline on the same samples: each sample's
+/// headline terms (`BenchmarkTask.headlineTerms`).
+public struct PairedTask: Sendable {
+    public let task: BenchmarkTask
+    public let variant: [[Double]], baseline: [[Double]]
+    public init(task: BenchmarkTask, variant: [[Double]], baseline: [[Double]]) { (self.task, self.variant, self.baseline) = (task, variant, baseline) }
 }

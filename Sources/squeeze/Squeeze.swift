@@ -20,7 +20,7 @@ struct Squeeze: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "squeeze",
         abstract: "A research harness for computation-level redundancy on vision tokens in multimodal decoders.",
-        subcommands: [SweepCommand.self, ReportCommand.self, ImportCommand.self, Train.self, TrainToy.self, Eval.self, Inspect.self, Graph.self, Flops.self, Time.self, DataCommand.self, Bench.self]
+        subcommands: [SweepCommand.self, ReportCommand.self, ImportCommand.self, Train.self, TrainToy.self, Eval.self, Profile.self, Inspect.self, Graph.self, Flops.self, Time.self, DataCommand.self, Bench.self]
     )
 }
 
