@@ -44,6 +44,41 @@ final class CLITests: XCTestCase {
     }
 
 
+    /// `profile` evaluates TF mask-vv and skip-vattn from every layer of a trained baseline on the
+    /// same samples: one CSV row each, with Rel's interval around its estimate where Rel is defined,
+    /// skip-vattn's FLOPs saved falling with a later start (as `flops` counts them), and the
+    /// figure; a variant's run is refused with status 2.
+    func testProfileCoversEveryLayerOfBothVariants() throws {
+        let run = folder.appendingPathComponent("base").path, out = folder.appendingPathComponent("profile").path
+        let train = ["train", "--preset", "tiny", "--grid", "4", "--crops", "2", "--stage1-steps", "2", "--steps", "10", "--threads", "1"]
+        XCTAssertEqual(try squeeze(train + ["--out", run]).status, 0)
+        let r = try squeeze("profile", run, "--samples", "6", "--out", out, "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = try String(contentsOfFile: out + "/profile.csv", encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",").map(String.init)
+        let rows = lines.dropFirst().map { line in
+            Dictionary(uniqueKeysWithValues: zip(header, line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+        }
+        XCTAssertEqual(rows.map { "\($0["variant"]!)@from:\($0["start_layer"]!)" }, (0..<4).map { "mask-vv@from:\($0)" } + (0..<4).map { "skip-vattn@from:\($0)" })
+        for row in rows {
+            guard let rel = Double(row["score_fine_rel_pct"]!) else { continue }
+            XCTAssertLessThanOrEqual(Double(row["score_fine_rel_pct_low"]!)!, rel + 1e-9)
+            XCTAssertGreaterThanOrEqual(Double(row["score_fine_rel_pct_high"]!)!, rel - 1e-9)
+        }
+        let saved = rows.filter { $0["variant"] == "skip-vattn" }.map { Double($0["flops_reduced_pct"]!)! }
+        XCTAssertEqual(saved, saved.sorted(by: >))
+        XCTAssertGreaterThan(saved[0], 0)
+        XCTAssertEqual(rows.filter { $0["variant"] == "skip-vattn" }.map { $0["paper_start_layer"]! }, ["0", "8", "16", "24"])
+        XCTAssertTrue(try String(contentsOfFile: out + "/profile.svg", encoding: .utf8).hasPrefix("<svg"))
+        XCTAssertTrue(r.out.contains("skip-vattn: "), r.out)
+
+        let variant = folder.appendingPathComponent("variant").path
+        XCTAssertEqual(try squeeze(train + ["--variant", "skip-vattn@from:2", "--out", variant]).status, 0)
+        let refused = try squeeze("profile", variant, "--samples", "2")
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.err.contains("a profile starts from a baseline"), refused.err)
+    }
+
     func testDamagedCheckpointExitsWithStatusTwoAndNamesTheFile() throws {
         let path = folder.appendingPathComponent("broken.safetensors").path
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B])))

@@ -1,5 +1,5 @@
 import Benchmarks
-import Experiments
+@testable import Experiments
 import XCTest
 
 /// The reports' statistics against cases computed by hand.
@@ -58,5 +58,21 @@ final class StatisticsTests: XCTestCase {
             XCTAssertEqual(task.headline(ofDraw: draw, terms: terms),
                            task.headline(task.score(predictions: draw.map { predictions[$0] }, samples: draw.map { samples[$0] })), accuracy: 1e-12, task.name)
         }
+    }
+
+    /// The profile's earliest start layer: the first from which Rel's lower bound stays at or
+    /// above the target for every later start; a dip later on moves it past the dip, and an
+    /// undefined Rel (NaN) holds nothing.
+    func testEarliestStartKeepsTheTargetFromThereOn() throws {
+        func points(_ lows: [Double]) -> [RedundancyProfile.Point] {
+            lows.enumerated().map { l, low in
+                RedundancyProfile.Point(family: "skip-vattn", start: l, scoreFine: 0.3, difference: Interval(estimate: 0, low: 0, high: 0),
+                                        relative: Interval(estimate: low + 1, low: low, high: low + 2), flopsReduced: Double(8 - l))
+            }
+        }
+        XCTAssertEqual(RedundancyProfile.earliestStart(points([90, 99.5, 98, 99.2, 99.9]), targetRel: 0.99)?.start, 3)
+        XCTAssertEqual(RedundancyProfile.earliestStart(points([99, 99.5, 99.2]), targetRel: 0.99)?.start, 0, "99 % holds a target of 0.99")
+        XCTAssertNil(RedundancyProfile.earliestStart(points([99.5, 99.5, 97]), targetRel: 0.99), "the last start fails")
+        XCTAssertEqual(RedundancyProfile.earliestStart(points([99.5, .nan, 99.5]), targetRel: 0.99)?.start, 2)
     }
 }
