@@ -51,22 +51,30 @@ public struct Report {
         return nil
     }
 
-    /// Every table and figure by file name.
-    public func files() -> [(name: String, text: String)] {
+    /// Every table and every figure (SVG), by file name.
+    func contents() -> (tables: [(name: String, table: Table)], figures: [(name: String, svg: String)]) {
         let figure2 = figure2Table(), frontier = flopsAgainstScore()
-        return [("table1_attention_skip.csv", table1().csv), ("table2_attention_ffn_skip.csv", table2().csv),
-                ("table4_proxyv.csv", table4().csv), ("table5_vs_token_reduction.csv", table5().csv),
-                ("table6_learned_proxyv.csv", table6().csv), ("peers_computation_level.csv", peers().csv),
-                ("figure2_masking_ratio.csv", figure2.csv), ("figure2_masking_ratio.svg", figure2Plot(figure2)),
-                ("flops_vs_score_fine.csv", frontier.csv), ("flops_vs_score_fine.svg", frontierPlot(frontier)),
-                ("per_benchmark.csv", perBenchmark().csv), ("paired_differences.csv", pairedDifferences().csv)]
+        return ([("table1_attention_skip.csv", table1()), ("table2_attention_ffn_skip.csv", table2()),
+                 ("table4_proxyv.csv", table4()), ("table5_vs_token_reduction.csv", table5()),
+                 ("table6_learned_proxyv.csv", table6()), ("peers_computation_level.csv", peers()),
+                 ("figure2_masking_ratio.csv", figure2), ("flops_vs_score_fine.csv", frontier),
+                 ("per_benchmark.csv", perBenchmark()), ("paired_differences.csv", pairedDifferences())],
+                [("figure2_masking_ratio.svg", figure2Plot(figure2)), ("flops_vs_score_fine.svg", frontierPlot(frontier))])
     }
 
-    /// Writes every table and figure as a set (all new, or, on a failure, all as they were);
+    /// Every file of the report by name: the tables (CSV), the figures (SVG) and, with `html`,
+    /// `index.html`, which holds them all.
+    public func files(html: Bool = false) -> [(name: String, text: String)] {
+        let (tables, figures) = contents()
+        return tables.map { ($0.name, $0.table.csv) } + figures.map { ($0.name, $0.svg) }
+            + (html ? [("index.html", page(tables: tables, figures: figures))] : [])
+    }
+
+    /// Writes every file of the report as a set (all new, or, on a failure, all as they were);
     /// returns the paths written.
-    public func write(to directory: String) throws -> [String] {
+    public func write(to directory: String, html: Bool = false) throws -> [String] {
         try DurableWrite.makeDirectory(directory)
-        let files = self.files().map { (path: (directory as NSString).appendingPathComponent($0.name), data: Data($0.text.utf8)) }
+        let files = self.files(html: html).map { (path: (directory as NSString).appendingPathComponent($0.name), data: Data($0.text.utf8)) }
         try DurableWrite.replaceAll(files)
         return files.map(\.path)
     }

@@ -75,7 +75,7 @@ public struct RunStore {
             ("schema_version", RunStore.schemaVersion), ("run_id", r.id), ("config", r.config), ("model", r.model),
             ("variant", r.variant), ("mode", r.mode), ("seed", String(r.seed)), ("baseline_run", r.baselineID ?? ""),
             ("source", r.source), ("squeeze_version", SqueezeVersion.version), ("git_revision", SqueezeVersion.gitRevision),
-            ("started", iso.string(from: r.started)), ("finished", iso.string(from: r.finished)),
+            ("machine", SqueezeVersion.machine), ("started", iso.string(from: r.started)), ("finished", iso.string(from: r.finished)),
             ("flops_convention", "\(AccountingRecord.convention.rawValue): dense attention pairs, decoder layers only"),
         ]
         for (k, v) in root { try file.setAttribute(k, v) }
@@ -139,6 +139,9 @@ public struct StoredRun {
     public let perSample: [String: (values: [Double], predictions: [String])]
     public let flops: Double, baselineFlops: Double, parameters: Double, kvCacheBytes: Double
     public let timing: [String: Double]
+    /// Provenance: the checkout's revision, the machine ("" where the file predates its
+    /// recording) and the start and end (ISO 8601).
+    public let gitRevision: String, machine: String, started: String, finished: String
     /// The run's configuration, when Squeeze ran it (nil for imported results).
     public var spec: RunSpec? { try? JSONDecoder().decode(RunSpec.self, from: Data(config.utf8)) }
     public var flopsReducedPercent: Double { baselineFlops > 0 ? 100 * (1 - flops / baselineFlops) : 0 }
@@ -154,6 +157,8 @@ public struct StoredRun {
         (variant, mode, seed, source) = (try file.attribute("variant"), try file.attribute("mode"), try file.attribute("seed"), try file.attribute("source"))
         let baseline = try file.attribute("baseline_run")
         baselineID = baseline.isEmpty ? nil : baseline
+        (gitRevision, started, finished) = (try file.attribute("git_revision"), try file.attribute("started"), try file.attribute("finished"))
+        machine = (try? file.attribute("machine")) ?? ""
         scoreFine = try file.numberAttribute("score_fine", on: "scores")
         var benchmarks: [String: (Double, [String: Double])] = [:], perSample: [String: ([Double], [String])] = [:]
         for name in try file.members(of: "scores") {
@@ -202,5 +207,13 @@ public enum SqueezeVersion {
         process.waitUntilExit()
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+    }()
+
+    /// The CPU (as lscpu names it), its cores and OpenBLAS's kernel: what a run's floats depend on.
+    public static let machine: String = {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(BLAS.coreName) kernel"
     }()
 }

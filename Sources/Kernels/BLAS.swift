@@ -51,6 +51,9 @@ public enum BLAS {
         return recorded.withLock { $0 }
     }
 
+    /// The CPU kernel OpenBLAS chose (e.g. "Haswell", "SkylakeX"): sgemm rounds differently on each.
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
     /// OpenBLAS's worker-thread count. Set it explicitly: the default depends on the machine.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }

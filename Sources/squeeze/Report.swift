@@ -11,12 +11,14 @@ struct ReportCommand: ParsableCommand {
     var store = "Results/store"
     @Option(help: "Where to write the tables and figures.")
     var out = "Results"
+    @Flag(help: "Also write index.html: one self-contained page with every table and figure and each run's configuration and provenance.")
+    var html = false
 
-    func run() throws { try reportingBadInput { try writeReport(store: store, to: out) } }
+    func run() throws { try reportingBadInput { try writeReport(store: store, to: out, html: html) } }
 }
 
 /// Writes the reports of a store and says what it wrote and which runs it left out.
-func writeReport(store: String, to out: String) throws {
+func writeReport(store: String, to out: String, html: Bool = false) throws {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw StoreError(file: store, problem: "no run store there (expected a directory of run files); the reports are left as they were")
@@ -25,7 +27,7 @@ func writeReport(store: String, to out: String) throws {
         throw StoreError(file: out, problem: "is a file, not a directory for the reports; they are not written")
     }
     let report = Report(store: RunStore(directory: store))
-    let written = try report.write(to: out)
+    let written = try report.write(to: out, html: html)
     print("\(report.runs.count) complete runs in \(store); wrote \(written.count) report files:")
     for path in written { print("  \(path)") }
     for (id, reason) in report.leftOut { print("left out \(id): \(reason)") }

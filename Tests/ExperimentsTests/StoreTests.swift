@@ -201,6 +201,33 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Double(skip["score_fine_diff"]!)!, -8, accuracy: 0.005)
     }
 
+    /// `index.html` is one self-contained page: every table and figure of the report inline,
+    /// each run's provenance and configuration, nothing fetched from elsewhere. Loaded in headless
+    /// Chromium it logs no console message and shows every table.
+    func testHTMLReportIsSelfContainedAndLoadsInChromium() throws {
+        let store = RunStore(directory: folder.path)
+        let base = try record(variant: "baseline", scoreFine: 0.5)
+        try store.write(base)
+        try store.write(try record(variant: "skip-vattn@from:2", scoreFine: 0.4, mode: .tf, baseline: base.id))
+        let report = Report(store: store), out = folder.appendingPathComponent("results").path
+        let written = try report.write(to: out, html: true)
+        XCTAssertEqual(written.count, report.files().count + 1)
+        let page = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
+        let tables = report.files().map(\.name).filter { $0.hasSuffix(".csv") }
+        for name in tables { XCTAssertTrue(page.contains("<table id=\"\(name)\">"), name) }
+        XCTAssertEqual(page.components(separatedBy: "<svg ").count - 1, 2, "both figures inline")
+        XCTAssertTrue(page.contains(base.id) && page.contains(SqueezeVersion.machine), "each run's provenance")
+        for reference in ["src=", "<link", "<script", "@import", "url("] { XCTAssertFalse(page.contains(reference), "nothing fetched: \(reference)") }
+
+        guard let (dom, log) = try loadInChromium(out + "/index.html") else {
+            if ProcessInfo.processInfo.environment["SQUEEZE_REQUIRE_CHROMIUM"] != nil { XCTFail("Chromium is not installed") }
+            throw XCTSkip("needs Chromium (scripts/setup.sh --test installs it)")
+        }
+        XCTAssertFalse(log.contains("CONSOLE"), "console messages: \(log.split(separator: "\n").filter { $0.contains("CONSOLE") })")
+        for name in tables + ["runs-provenance"] { XCTAssertTrue(dom.contains("<table id=\"\(name)\">"), "\(name) in the loaded page") }
+        XCTAssertTrue(dom.contains("<figure id=\"figure2_masking_ratio.svg\"><svg"), "the figures render inline")
+    }
+
     /// Extreme and non-finite scores do not hang or break the report: every file is written, the
     /// non-finite cells are empty and the figures keep finite coordinates. A file that is not a
     /// run is named, not skipped without a word.

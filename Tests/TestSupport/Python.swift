@@ -46,3 +46,25 @@ public func fillDisk(_ path: String) {
     var byte: UInt8 = 1
     while write(descriptor, &byte, 1) > 0 {}
 }
+
+/// A page loaded in headless Chromium (Debian's `chromium`, which README's test set-up installs):
+/// the DOM after loading and Chromium's log, where the page's console messages appear as
+/// `CONSOLE` lines. Nil where Chromium is not installed.
+public func loadInChromium(_ path: String) throws -> (dom: String, log: String)? {
+    guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile) else { return nil }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: chromium)
+    process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                         URL(fileURLWithPath: path).absoluteString]
+    // The log goes to a file, so that neither of Chromium's outputs can fill a pipe and block it.
+    let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID()).log")
+    FileManager.default.createFile(atPath: logPath.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: logPath) }
+    let out = Pipe()
+    (process.standardOutput, process.standardError) = (out, try FileHandle(forWritingTo: logPath))
+    try process.run()
+    let dom = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let log = try Data(contentsOf: logPath)
+    return (String(decoding: dom, as: UTF8.self), String(decoding: log, as: UTF8.self))
+}
