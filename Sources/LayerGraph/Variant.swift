@@ -240,8 +240,10 @@ struct VariantParser {
             return x
         }
         func guidedWidth() throws -> GuidedWidth {
-            if args["mlp"]?.0 == "official" { _ = take("mlp"); return .official }
-            return try integer("mlp").map(GuidedWidth.fixed) ?? .quarter
+            guard let (v, c) = take("mlp") else { return .quarter }
+            if v == "official" { return .official }
+            guard let w = Int(v), w >= 0 else { throw failure(c, "a whole number or 'official' for 'mlp', got '\(v)'") }
+            return .fixed(w)
         }
         func boolean(_ key: String) throws -> Bool? {
             guard let (v, c) = take(key) else { return nil }

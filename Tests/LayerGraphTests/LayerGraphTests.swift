@@ -48,6 +48,7 @@ final class VariantTests: XCTestCase {
         XCTAssertEqual(error("skip-vattn(self=true, size=3)")?.column, 23)
         XCTAssertEqual(error("baseline baseline")?.column, 10)
         XCTAssertEqual(error("fastv(k=2)")?.column, 1, "r is required")
+        XCTAssertTrue(error("proxyv(mlp=offical)")!.description.contains("a whole number or 'official' for 'mlp'"))
         let e = error("mask-vv@layers:4..<2")!
         XCTAssertTrue(e.description.contains("expected an end layer not below 4"), e.description)
         XCTAssertTrue(e.description.hasSuffix("\n  mask-vv@layers:4..<2\n                     ^"), e.description)
@@ -78,6 +79,11 @@ final class VariantTests: XCTestCase {
         XCTAssertFalse(n.ffn.contains(.vision))
         XCTAssertEqual(n.modules, [.createProxies(.spatial(reduce: 4)), .guidedUpdate(width: 16)])
         XCTAssertEqual(g.nodes[3].modules, [.guidedUpdate(width: 16), .dropProxies])
+        // The official code's width: d/2 below a hidden size of 1024 (here 64), d/4 from it.
+        let official = try LayerGraph(spec: VariantSpec("proxyv(r=4, mlp=official)@from:2"), layers: 4, hidden: 64, grid: 24)
+        XCTAssertEqual(official.nodes[2].modules.last, .guidedUpdate(width: 32))
+        let wide = try LayerGraph(spec: VariantSpec("proxyv-learned(n=4, mlp=official)@from:2"), layers: 4, hidden: 1024, grid: 24)
+        XCTAssertEqual(wide.nodes[2].modules.last, .guidedUpdate(width: 256))
         let proxy = LayoutToken(kind: .proxy, crop: 0, index: 0, position: 5), full = LayoutToken(kind: .vision, crop: 0, index: 0, position: 5)
         let text = LayoutToken(kind: .question, index: 0, position: 900)
         XCTAssertFalse(n.allows(query: proxy, key: full))
