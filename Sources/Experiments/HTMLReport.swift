@@ -21,7 +21,7 @@ extension Report {
     ]
 
     func page(tables: [(name: String, table: Table)], figures: [(name: String, svg: String)]) -> String {
-        func e(_ s: String) -> String { SVGPlot.escape(s) }
+        let e = SVGPlot.escape
         let latest = runs.map(\.finished).max() ?? "–"
         var out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Squeeze results</title>", "<style>",
                    "body{font-family:sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}",
@@ -64,7 +64,7 @@ extension Report {
     }
 
     private func htmlTable(_ table: Table, id: String) -> String {
-        func e(_ s: String) -> String { SVGPlot.escape(s) }
+        let e = SVGPlot.escape
         let head = "<tr>" + table.header.map { "<th>\(e($0))</th>" }.joined() + "</tr>"
         let body = table.rows.map { row in
             "<tr>" + row.map { cell in

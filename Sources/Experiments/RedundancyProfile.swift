@@ -89,6 +89,7 @@ public struct RedundancyProfile {
         var t = Table(["variant", "start_layer", "masking_ratio", "score_fine", "score_fine_diff", "score_fine_diff_low", "score_fine_diff_high",
                        "score_fine_rel_pct", "score_fine_rel_pct_low", "score_fine_rel_pct_high", "flops_reduced_pct",
                        "paper_model", "paper_start_layer", "paper_flops_reduced_pct"])
+        func fmt(_ x: Double?, _ digits: Int = 1) -> String? { Report.cell(x, digits: digits) }
         for p in points {
             let paper = try? atPaperShape(p)
             t.add([p.family, String(p.start), String(format: "%.4f", Double(layers - p.start) / Double(layers)), fmt(100 * p.scoreFine),
@@ -99,10 +100,9 @@ public struct RedundancyProfile {
         return t
     }
 
-    public var csv: String { table.csv }
-
-    /// Rel against the start layer, one line a family, with the intervals and the target's line.
-    public func svg(targetRel: Double) -> String {
+    /// `profile.csv` and `profile.svg`: the table, and Rel against the start layer, one line a
+    /// family, with the intervals and the target's line.
+    public func files(targetRel: Double) -> (csv: String, svg: String) {
         let t = table, families = t.column("variant")
         var plot = SVGPlot(title: "Redundancy profile (TF, \(samples) samples a benchmark)", xLabel: "start layer L (the variant in layers L…\(layers - 1))",
                            yLabel: "Score_fine Rel (%)")
@@ -113,10 +113,9 @@ public struct RedundancyProfile {
         }
         plot.series.append(.init(name: String(format: "target %.0f %%", 100 * targetRel), color: "#888888",
                                  points: [(x: 0, y: 100 * targetRel), (x: Double(layers - 1), y: 100 * targetRel)]))
-        return plot.svg
+        return (t.csv, plot.svg)
     }
 
-    private func fmt(_ x: Double?, _ digits: Int = 1) -> String? { x.flatMap { $0.isFinite ? String(format: "%.\(digits)f", $0) : nil } }
 }
 
 /// A run that cannot be profiled.

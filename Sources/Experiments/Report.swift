@@ -369,7 +369,9 @@ public struct Report {
         return [paperModel] + columns.map { row[$0].flatMap { $0.isEmpty ? nil : $0 } }
     }
 
-    private func fmt(_ x: Double?, digits: Int = 1) -> String? { x.flatMap { $0.isFinite ? String(format: "%.\(digits)f", $0) : nil } }
+    /// A table cell: the number to `digits` decimals, empty where it is missing or not finite.
+    static func cell(_ x: Double?, digits: Int = 1) -> String? { x.flatMap { $0.isFinite ? String(format: "%.\(digits)f", $0) : nil } }
+    private func fmt(_ x: Double?, digits: Int = 1) -> String? { Report.cell(x, digits: digits) }
 }
 
 /// Benchmark samples regenerated for corpus scores' redraws, each set once per report.

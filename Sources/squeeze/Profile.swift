@@ -42,7 +42,8 @@ struct Profile: ParsableCommand {
         let folder = out ?? directory
         try reportingBadInput {
             try DurableWrite.makeDirectory(folder)
-            try DurableWrite.replaceAll([("profile.csv", profile.csv), ("profile.svg", profile.svg(targetRel: targetRel))].map {
+            let (csv, svg) = profile.files(targetRel: targetRel)
+            try DurableWrite.replaceAll([("profile.csv", csv), ("profile.svg", svg)].map {
                 (path: (folder as NSString).appendingPathComponent($0.0), data: Data($0.1.utf8))
             })
         }
