@@ -90,10 +90,12 @@ public struct MultimodalRunConfig: Codable, Equatable, Sendable {
     static let mix = BenchmarkTask.all + BenchmarkTask.probes
 
     /// Stage 1 reads text from images (transcription); stages 0 and 2 are the whole task mix,
-    /// the easy probes included (stage 0 reads each image's caption instead).
+    /// the easy probes included (stage 0 reads each image's caption instead). Drawn on every core:
+    /// rendering the images is otherwise the step's largest serial part.
     public func batch(step: Int) -> [Sample] {
         let tasks = stage(at: step) == 1 ? ["ocr", "doc-parse"].compactMap(BenchmarkTask.named) : Self.mix
-        return (step * batchSize..<(step + 1) * batchSize).map { i in
+        return Parallel.map(batchSize) { j in
+            let i = step * batchSize + j
             var sample = tasks[i % tasks.count].sample(i / tasks.count, split: .train, side: geometry.imageSide)
             sample.followUps = Array(sample.followUps.prefix(turns - 1))
             return sample
