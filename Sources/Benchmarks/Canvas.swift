@@ -40,7 +40,8 @@ public struct Canvas: Equatable, Sendable {
 
     public init(width: Int, height: Int, background: RGB = .white) {
         self.width = width; self.height = height
-        pixels = (0..<width * height).flatMap { _ in [background.r, background.g, background.b] }
+        let rgb = [background.r, background.g, background.b]
+        pixels = (0..<3 * width * height).map { rgb[$0 % 3] }   // one array, not one a pixel
         labels = [UInt32](repeating: 0, count: width * height)
     }
 

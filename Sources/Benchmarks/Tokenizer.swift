@@ -1,3 +1,5 @@
+import Kernels
+
 /// A word-level tokenizer over the task language, with characters to fall back on, as an LLM's
 /// BPE vocabulary has its language's common words as single tokens and spells the rest: each
 /// word the prompts and questions use (a run of letters, with the space before it) is one token;
@@ -21,12 +23,9 @@ public struct Tokenizer: Sendable {
             for piece in pieces(text) where piece.last!.isLetter { seen.insert(piece); seen.insert(piece.hasPrefix(" ") ? String(piece.dropFirst()) : " " + piece) }
         }
         learn(Prompt.system)
-        for task in BenchmarkTask.all + BenchmarkTask.probes {
-            for i in 0..<64 {
-                let s = task.sample(i, split: .train, side: 96)
-                for question in [s.question] + s.followUps.map(\.question) { learn(question) }
-            }
-        }
+        let tasks = BenchmarkTask.all + BenchmarkTask.probes, perTask = 64
+        let samples = Parallel.map(tasks.count * perTask) { tasks[$0 / perTask].sample($0 % perTask, split: .train, side: 96) }
+        for s in samples { for question in [s.question] + s.followUps.map(\.question) { learn(question) } }
         return seen.sorted()
     }()
 

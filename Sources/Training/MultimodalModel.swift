@@ -260,7 +260,7 @@ public struct Evaluation: Sendable {
     public static let chunk = 8
 
     /// `maxTokens` defaults to the task's answer length limit (`TrainingAnswers.tokenLimit`).
-    /// The samples are dealt over the cores in chunks of `chunk` (chunk i to core i mod cores);
+    /// The samples are dealt over the cores in chunks of `chunk` (each core takes the next chunk);
     /// each chunk's prompts are prefilled in one packed pass and answered by batched decoding,
     /// and every sample is given its chunk's mean time per sample.
     public init(model: MultimodalModel, task: BenchmarkTask, split: Split, count: Int, maxTokens: Int? = nil) {
